@@ -1,0 +1,173 @@
+"""What every Grim HTTP service shares: health, readiness, metrics, error shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from functools import cache
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[object]]
+
+
+
+def error_response(status: int, error: str, detail: object) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        return error_response(422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": _error_code(exc.status_code), "detail": exc.detail},
+            headers=getattr(exc, "headers", None),
+        )
+
+
+def _error_code(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        422: "invalid_request",
+        429: "too_many_requests",
+        503: "unavailable",
+    }.get(status, "error")
+
+
+@cache
+def _http_metrics(service: str) -> tuple[Counter, Histogram]:
+    requests = Counter(
+        f"grim_{service}_http_requests_total",
+        "HTTP requests by route, method and status",
+        ["route", "method", "status"],
+    )
+    latency = Histogram(
+        f"grim_{service}_http_request_duration_seconds",
+        "HTTP request latency by route",
+        ["route", "method"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
+    return requests, latency
+
+
+def install_http_metrics(app: FastAPI, service: str) -> None:
+    requests, latency = _http_metrics(service)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            # The route template, never the raw path: slugs and tokens would explode the labels.
+            name = getattr(route, "path", "unmatched")
+            requests.labels(name, request.method, str(status)).inc()
+            latency.labels(name, request.method).observe(time.perf_counter() - started)
+
+
+def metrics_payload() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def ops_router(checks: dict[str, Check] | Callable[[], dict[str, Check]]) -> APIRouter:
+    """`/healthz`, `/readyz` and `/metrics`.
+
+    `checks` maps a dependency name (kafka, postgres, redis) to a coroutine that
+    raises when the dependency is unusable.
+    """
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: Kafka, PostgreSQL and Redis connections are usable",
+        responses={503: {"description": "A dependency is not usable"}},
+    )
+    async def readyz() -> JSONResponse:
+        named = checks() if callable(checks) else checks
+        results: dict[str, str] = {}
+
+        async def run(name: str, check: Check) -> None:
+            try:
+                await asyncio.wait_for(check(), timeout=2.0)
+                results[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported
+                results[name] = f"{type(exc).__name__}: {exc}"[:300]
+
+        await asyncio.gather(*(run(n, c) for n, c in named.items()))
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not_ready", "checks": results},
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(metrics_payload(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def bearer_auth(token_of: Callable[[], str], realm: str):  # type: ignore[no-untyped-def]
+    """A dependency that requires `Authorization: Bearer <token>` (constant-time compare)."""
+    import hmac
+
+    from fastapi import Header, HTTPException
+
+    async def require(authorization: str | None = Header(default=None)) -> None:
+        expected = token_of()
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not given or not hmac.compare_digest(
+            given.encode(), expected.encode()
+        ):
+            raise HTTPException(
+                status_code=401,
+                detail=f"{realm}: missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return require
