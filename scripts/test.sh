@@ -7,9 +7,16 @@ cd "$root"
 bash scripts/install-prereqs.sh
 bash scripts/bootstrap.sh
 .venv/bin/grim schemas check
-started_here=0
-if ! .venv/bin/grim stack status --quiet >/dev/null 2>&1; then
-    started_here=1
+# Stop the stack afterwards only if this run started it (GRIM_KEEP_STACK=1 keeps it).
+started_here=1
+if .venv/bin/python - <<'PY'
+import sys
+from grim.stack import Stack, StackConfig
+states = [s.state for s in Stack(StackConfig.from_env()).status()]
+sys.exit(0 if all(s in ("running", "external") for s in states) else 1)
+PY
+then
+    started_here=0
 fi
 cleanup() {
     if [ "$started_here" = 1 ] && [ "${GRIM_KEEP_STACK:-0}" != 1 ]; then
