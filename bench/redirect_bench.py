@@ -1,0 +1,228 @@
+"""Benchmark: /go/{slug} under wrk, beside a bare FastAPI endpoint serving the same page.
+
+    .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 50]
+
+Uses the shared local stack (Kafka, PostgreSQL, Redis) with a private database
+and topic namespace, both removed at the end. Starts two single-worker uvicorn
+processes on free 127.0.0.1 ports: the real redirect (`grim redirect serve`)
+and a baseline that renders the same bridge page with no Kafka, PostgreSQL or
+Redis. Prints throughput, p50/p99 and ratios for a saturating run and for a
+paced run of about 1,000 requests/s (wrk has no rate option: connections
+pause between requests through its Lua `delay()`).
+Target (issue 3): redirect >= 60% of the baseline's throughput, p99 < 25 ms at 1,000 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+UA = ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko)"
+      " Chrome/131.0.0.0 Mobile Safari/537.36")
+PACED_LUA = "function delay() return {delay_ms} end\n"
+
+
+def baseline_app():  # type: ignore[no-untyped-def]
+    """The same page, rendered per request with a fresh token, and nothing else."""
+    import uuid as _uuid
+
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    from grim_redirect.page import render_bridge, telegram_url
+
+    app = FastAPI()
+
+    @app.get("/go/{slug}", response_class=HTMLResponse)
+    async def go(slug: str) -> HTMLResponse:
+        token = _uuid.uuid4().hex
+        return HTMLResponse(render_bridge(
+            pixel_id="123456789012345", event_id=f"evt_{token}", token=token,
+            telegram=telegram_url("bench_a_bot", token), beacon_url="/api/tracking/cookies",
+            delay_ms=800,
+        ), headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - local URL
+                if r.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout}s")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (Linux /proc), to report CPU cost per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, seconds: int, connections: int, script: str | None = None,
+            pid: int | None = None) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+           "-H", f"User-Agent: {UA}"]
+    if script:
+        cmd += ["-s", script]
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: float(v) * _UNITS[u]
+           for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"],
+            "errors": int(non2xx.group(1)) if non2xx else 0,
+            "cpu_ms": 1000 * cpu / total if total else 0.0}
+
+
+async def prepare(env: dict[str, str]) -> tuple[str, str, str]:
+    """A private database and namespace with one pool (pixel, two bots); returns (db, dsn, slug)."""
+    import asyncpg
+
+    from grim.config.bots import upsert_bot
+    from grim.config.pixels import upsert_pixel
+    from grim.config.pools import create_pool, set_pool_bot
+    from grim.crypto import SecretBox
+    from grim.migrate import migrate
+    from grim.settings import GrimSettings
+    from grim.topics_admin import create_topics
+
+    base = GrimSettings()
+    database = f"grim_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(base.database_url)
+    await conn.execute(f'CREATE DATABASE "{database}"')
+    await conn.close()
+    dsn = base.database_url.rsplit("/", 1)[0] + f"/{database}"
+    await migrate(dsn)
+    await create_topics(base.kafka_bootstrap, env["GRIM_NAMESPACE"])
+    box = SecretBox(base.secret_key.get_secret_value())
+    db = await asyncpg.connect(dsn)
+    try:
+        await upsert_pixel(db, box, pixel_id="123456789012345")
+        await create_pool(db, slug="bench", pixel_id="123456789012345")
+        for n, weight in ((1, 1), (2, 3)):
+            bot = await upsert_bot(db, box, token=f"90000000{n}:AA{'x' * 33}",
+                                   username=f"bench_{n}_bot")
+            await set_pool_bot(db, "bench", bot.id, weight=weight)
+    finally:
+        await db.close()
+    return database, dsn, "bench"
+
+
+async def cleanup(database: str, namespace: str) -> None:
+    import asyncpg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from grim.settings import GrimSettings
+
+    base = GrimSettings()
+    conn = await asyncpg.connect(base.database_url)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+def report(name: str, base: dict, redirect: dict) -> None:
+    print(f"\n== {name}")
+    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu ms/req':>10}")
+    for label, r in (("baseline", base), ("redirect", redirect)):
+        print(f"{label:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}"
+              f" {r['cpu_ms']:10.2f}")
+    print(f"{'ratio':10} {redirect['rps'] / base['rps']:10.2f} "
+          f"{redirect['p50'] / base['p50']:8.2f} {redirect['p99'] / base['p99']:8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--paced-connections", type=int, default=10)
+    parser.add_argument("--paced-delay-ms", type=int, default=9,
+                        help="pause per connection between requests (~1,000 req/s with 10)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+
+    namespace = f"bench{uuid.uuid4().hex[:6]}."
+    env = {**os.environ, "GRIM_NAMESPACE": namespace}
+    database, dsn, slug = asyncio.run(prepare(env))
+    workdir = Path(tempfile.mkdtemp(prefix="grim-bench-"))
+    redirect_port, base_port = free_port(), free_port()
+    env.update({"GRIM_DATABASE_URL": dsn, "GRIM_REDIRECT_SPOOL_DIR": str(workdir / "spool"),
+                "GRIM_LOG_LEVEL": "WARNING"})
+    procs = [
+        subprocess.Popen([PYTHON, "-m", "grim.cli.main", "redirect", "serve",
+                          "--port", str(redirect_port)], env=env, cwd=workdir,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([PYTHON, "-m", "uvicorn", "--factory", "redirect_bench:baseline_app",
+                          "--port", str(base_port), "--no-access-log", "--log-level", "warning"],
+                         env={**env, "PYTHONPATH": str(Path(__file__).parent)}, cwd=workdir),
+    ]
+    try:
+        redirect_url = f"http://127.0.0.1:{redirect_port}/go/{slug}?fbclid=IwAR-bench&utm_source=fb"
+        base_url = f"http://127.0.0.1:{base_port}/go/{slug}?fbclid=IwAR-bench&utm_source=fb"
+        wait_http(redirect_url)
+        wait_http(base_url)
+        run_wrk(redirect_url, 2, 10)  # warm-up: caches, connections, JIT-free but still
+        run_wrk(base_url, 2, 10)
+        redirect_pid, base_pid = procs[0].pid, procs[1].pid
+        report(f"saturated ({args.connections} connections, {args.duration}s)",
+               run_wrk(base_url, args.duration, args.connections, pid=base_pid),
+               run_wrk(redirect_url, args.duration, args.connections, pid=redirect_pid))
+        lua = workdir / "paced.lua"
+        lua.write_text(PACED_LUA.format(delay_ms=args.paced_delay_ms))
+        report(f"paced ({args.paced_connections} connections, {args.paced_delay_ms} ms pause)",
+               run_wrk(base_url, args.duration, args.paced_connections, str(lua), base_pid),
+               run_wrk(redirect_url, args.duration, args.paced_connections, str(lua), redirect_pid))
+        print("\ntarget: redirect/baseline req/s >= 0.60 saturated; redirect p99 < 25 ms paced"
+              " at ~1,000 req/s")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        asyncio.run(cleanup(database, namespace))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

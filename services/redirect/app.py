@@ -1,0 +1,131 @@
+"""HTTP entrypoints of the redirect: decode the request, call the use case, encode the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from grim.checks import postgres_check, redis_check
+from grim.logs import configure_logging
+from grim.web import error_response, install_error_handlers, install_http_metrics, ops_router
+
+from . import bootstrap
+from .capture import client_ip
+from .clicks import FBC_COOKIE_AGE, ClickRequest
+from .cookies import MAX_BODY, CookieReport, report_event
+from .metrics import CLICK_LATENCY, COOKIE_REPORTS, REQUESTS
+from .settings import RedirectSettings
+
+_NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+
+
+def create_app(settings: RedirectSettings | None = None) -> FastAPI:
+    settings = settings or RedirectSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = await bootstrap.start(settings)
+        app.state.runtime = rt
+        app.state.db = rt.db
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await bootstrap.stop(rt)
+
+    app = FastAPI(title="Grim redirect", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    install_http_metrics(app, "redirect")
+
+    def checks():  # type: ignore[no-untyped-def]
+        # Kafka is not a readiness condition: without it clicks go to the outbox and
+        # visitors are still served (grim_redirect_kafka_connected shows it).
+        rt = app.state.runtime
+        return {"postgres": postgres_check(rt.db), "redis": redis_check(rt.redis)}
+
+    app.include_router(ops_router(checks))
+
+    @app.api_route("/go/{slug}", methods=["GET", "HEAD"], response_class=HTMLResponse,
+                   summary="Ad link: record the click and send the visitor to a bot")
+    async def go(slug: str, request: Request) -> Response:
+        started = time.perf_counter()
+        rt = request.app.state.runtime
+        peer = request.client.host if request.client else None
+        click = ClickRequest(
+            slug=slug,
+            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
+            landing_url=str(request.url),
+            cookie_header=request.headers.get("cookie"),
+            user_agent=request.headers.get("user-agent"),
+            referer=request.headers.get("referer"),
+            client_ip=client_ip(peer, request.headers.get("x-forwarded-for"),
+                                settings.trusted_networks),
+        )
+        result = await rt.clicks.handle(click)
+        response: Response
+        if result.location is not None:
+            response = RedirectResponse(result.location, status_code=302, headers=_NO_STORE)
+        else:
+            response = HTMLResponse(result.html or "", status_code=result.status,
+                                    headers=_NO_STORE)
+        for name, value in result.cookies.items():
+            response.set_cookie(name, value, max_age=FBC_COOKIE_AGE, path="/", samesite="lax",
+                                secure=request.url.scheme == "https")
+        REQUESTS.labels(result.outcome).inc()
+        CLICK_LATENCY.observe(time.perf_counter() - started)
+        return response
+
+    @app.post("/api/tracking/cookies", status_code=204,
+              summary="Cookie beacon of the bridge page (JSON body, any content type)",
+              responses={400: {}, 413: {}, 422: {}})
+    async def cookies(request: Request) -> Response:
+        rt = request.app.state.runtime
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            COOKIE_REPORTS.labels("too_large").inc()
+            return error_response(413, "payload_too_large", f"body over {MAX_BODY} bytes")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            COOKIE_REPORTS.labels("bad_json").inc()
+            return error_response(400, "bad_request", "body must be a JSON object")
+        try:
+            report = CookieReport.model_validate(data)
+        except ValidationError as exc:
+            COOKIE_REPORTS.labels("invalid").inc()
+            problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+            return error_response(422, "invalid_request", problems)
+        peer = request.client.host if request.client else None
+        event = report_event(
+            report,
+            client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks),
+            request.headers.get("user-agent"),
+        )
+        if event is None:
+            COOKIE_REPORTS.labels("empty").inc()
+            return Response(status_code=204)
+        try:
+            path = await rt.sink.record(event)
+        except OSError as exc:
+            # Nothing durable accepted it: say so, the page's beacon is best-effort anyway.
+            COOKIE_REPORTS.labels("lost").inc()
+            return error_response(503, "unavailable", f"cannot record the report now: {exc}")
+        COOKIE_REPORTS.labels(path).inc()
+        return Response(status_code=204)
+
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory grim_redirect.app:app_factory`."""
+    configure_logging("redirect")
+    return create_app()
+
+
+__all__ = ["create_app", "app_factory"]
