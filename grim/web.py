@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +84,38 @@ def _http_metrics(service: str) -> tuple[Counter, Histogram]:
     return requests, latency
 
 
-def install_http_metrics(app: FastAPI, service: str) -> None:
-    requests, latency = _http_metrics(service)
+class HttpMetricsMiddleware:
+    """Counts and times requests by route template (plain ASGI: no per-request task)."""
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.requests, self.latency = _http_metrics(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_and_record)
         finally:
-            route = request.scope.get("route")
-            # The route template, never the raw path: slugs and tokens would explode the labels.
-            name = getattr(route, "path", "unmatched")
-            requests.labels(name, request.method, str(status)).inc()
-            latency.labels(name, request.method).observe(time.perf_counter() - started)
+            # The route template, never the raw path: slugs and tokens would explode labels.
+            name = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "")
+            self.requests.labels(name, method, str(status)).inc()
+            self.latency.labels(name, method).observe(time.perf_counter() - started)
+
+
+def install_http_metrics(app: FastAPI, service: str) -> None:
+    app.add_middleware(HttpMetricsMiddleware, service=service)
 
 
 def metrics_payload() -> bytes:
