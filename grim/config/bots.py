@@ -112,3 +112,11 @@ async def set_bot_flags(
         bot_id, enabled, healthy,
     )
     return Bot(**dict(row)) if row else None
+
+
+async def get_bot_by_username(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> Bot | None:
+    row = await conn.fetchrow(
+        "SELECT id, username, enabled, healthy FROM config.bots WHERE lower(username) = lower($1)",
+        username.lstrip("@"),
+    )
+    return Bot(**dict(row)) if row else None

@@ -1,0 +1,230 @@
+"""Benchmark: Telegram webhook ingestion under wrk, beside a bare FastAPI endpoint.
+
+    .venv/bin/python bench/bot_gateway_bench.py [--duration 10] [--connections 50]
+
+Uses the shared local stack (Kafka, PostgreSQL, Redis) with a private database
+and topic namespace, both removed at the end. Starts two single-worker uvicorn
+processes on free 127.0.0.1 ports: the real gateway (`grim bot-gateway serve`,
+consumers included) and a baseline endpoint that only reads and parses the
+JSON body. Every request carries a new update_id (wrk Lua), so the gateway does
+the whole path: secret check, Redis dedup lookup, publish with acks=all, Redis
+mark. Prints throughput, p50/p99 and ratios for a saturating run and for a
+paced run of about 1,000 requests/s.
+Target (issue 4): gateway >= 60% of the baseline's throughput, p99 < 25 ms at 1,000 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI, Request, Response
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+BOT_ID = 900000777
+SECRET = "bench-secret_0123456789"
+# One realistic private-chat text message; update_id and message_id vary per request.
+LUA = """
+counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Telegram-Bot-Api-Secret-Token"] = "%(secret)s"
+request = function()
+  counter = counter + 1
+  local body = string.format('{"update_id":%%d,"message":{"message_id":%%d,"date":1795358831,'
+    .. '"chat":{"id":%%d,"type":"private","first_name":"Ana","username":"ana"},'
+    .. '"from":{"id":%%d,"is_bot":false,"first_name":"Ana","username":"ana",'
+    .. '"language_code":"pt-br"},"text":"quero saber mais sobre o curso"}}',
+    %(base)d + counter, counter, 8000000000 + counter %% 500, 8000000000 + counter %% 500)
+  return wrk.format(nil, nil, nil, body)
+end
+%(delay)s
+"""
+
+
+def baseline_app():  # type: ignore[no-untyped-def]
+    """Reads and parses the update, answers 200: the floor of any webhook."""
+    app = FastAPI()
+
+    @app.post("/webhook/telegram/{bot_id}")
+    async def webhook(bot_id: int, request: Request) -> Response:
+        update = orjson.loads(await request.body())
+        assert isinstance(update.get("update_id"), int)
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout}s")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def run_wrk(url: str, seconds: int, connections: int, script: str) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: float(v) * _UNITS[u]
+           for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"],
+            "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def write_script(workdir: Path, name: str, base: int, delay_ms: int | None) -> str:
+    path = workdir / name
+    delay = f"function delay() return {delay_ms} end" if delay_ms else ""
+    path.write_text(LUA % {"secret": SECRET, "base": base, "delay": delay})
+    return str(path)
+
+
+async def prepare(namespace: str) -> tuple[str, str]:
+    """A private database and namespace with one bot; returns (database, dsn)."""
+    import asyncpg
+
+    from grim.config.bots import upsert_bot
+    from grim.crypto import SecretBox
+    from grim.migrate import migrate
+    from grim.settings import GrimSettings
+    from grim.topics_admin import create_topics
+
+    base = GrimSettings()
+    database = f"grim_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(base.database_url)
+    await conn.execute(f'CREATE DATABASE "{database}"')
+    await conn.close()
+    dsn = base.database_url.rsplit("/", 1)[0] + f"/{database}"
+    await migrate(dsn)
+    await create_topics(base.kafka_bootstrap, namespace)
+    db = await asyncpg.connect(dsn)
+    try:
+        await upsert_bot(db, SecretBox(base.secret_key.get_secret_value()),
+                         token=f"{BOT_ID}:AA{'x' * 33}", username="bench_gw_bot",
+                         webhook_secret=SECRET)
+    finally:
+        await db.close()
+    return database, dsn
+
+
+async def cleanup(database: str, namespace: str) -> None:
+    import asyncpg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from grim.settings import GrimSettings
+
+    base = GrimSettings()
+    conn = await asyncpg.connect(base.database_url)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await conn.close()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(base.redis_url)
+    async for key in redis.scan_iter(match=f"{namespace}*", count=1000):
+        await redis.delete(key)
+    await redis.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+def report(name: str, base: dict, gateway: dict) -> None:
+    print(f"\n== {name}")
+    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for label, r in (("baseline", base), ("gateway", gateway)):
+        print(f"{label:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}")
+    print(f"{'ratio':10} {gateway['rps'] / base['rps']:10.2f} "
+          f"{gateway['p50'] / base['p50']:8.2f} {gateway['p99'] / base['p99']:8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--paced-connections", type=int, default=10)
+    parser.add_argument("--paced-delay-ms", type=int, default=9,
+                        help="pause per connection between requests (~1,000 req/s with 10)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+
+    namespace = f"bench{uuid.uuid4().hex[:6]}."
+    database, dsn = asyncio.run(prepare(namespace))
+    workdir = Path(tempfile.mkdtemp(prefix="grim-bench-"))
+    gw_port, base_port = free_port(), free_port()
+    env = {**os.environ, "GRIM_NAMESPACE": namespace, "GRIM_DATABASE_URL": dsn,
+           "GRIM_LOG_LEVEL": "WARNING", "GRIM_TELEGRAM_API_BASE": "http://127.0.0.1:9"}
+    procs = [
+        subprocess.Popen([PYTHON, "-m", "grim.cli.main", "bot-gateway", "serve",
+                          "--port", str(gw_port)], env=env, cwd=workdir,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([PYTHON, "-m", "uvicorn", "--factory", "bot_gateway_bench:baseline_app",
+                          "--port", str(base_port), "--no-access-log", "--log-level", "warning"],
+                         env={**env, "PYTHONPATH": str(Path(__file__).parent)}, cwd=workdir),
+    ]
+    path = f"/webhook/telegram/{BOT_ID}"
+    try:
+        gw_url = f"http://127.0.0.1:{gw_port}{path}"
+        base_url = f"http://127.0.0.1:{base_port}{path}"
+        wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+        wait_http(f"http://127.0.0.1:{base_port}/docs")
+        scripts = {n: write_script(workdir, f"{n}.lua", 10**9 * (i + 1),
+                                   args.paced_delay_ms if n.startswith("paced") else None)
+                   for i, n in enumerate(("warm", "saturated", "paced"))}
+        run_wrk(gw_url, 2, 10, scripts["warm"])
+        run_wrk(base_url, 2, 10, scripts["warm"])
+        report(f"saturated ({args.connections} connections, {args.duration}s)",
+               run_wrk(base_url, args.duration, args.connections, scripts["saturated"]),
+               run_wrk(gw_url, args.duration, args.connections, scripts["saturated"]))
+        report(f"paced ({args.paced_connections} connections, {args.paced_delay_ms} ms pause)",
+               run_wrk(base_url, args.duration, args.paced_connections, scripts["paced"]),
+               run_wrk(gw_url, args.duration, args.paced_connections, scripts["paced"]))
+        print("\ntarget: gateway/baseline req/s >= 0.60 saturated; gateway p99 < 25 ms paced"
+              " at ~1,000 req/s")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        asyncio.run(cleanup(database, namespace))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
