@@ -94,3 +94,19 @@ def register(app: typer.Typer) -> None:
         from importlib.metadata import version as dist_version
 
         console.print(dist_version("grim"))
+
+
+admin_app = typer.Typer(no_args_is_help=True)
+
+
+@admin_app.command("serve")
+def admin_serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8100, help="Port to listen on."),
+) -> None:
+    """Serve the admin API (bearer GRIM_ADMIN_TOKEN) with its OpenAPI docs at /docs."""
+    import uvicorn
+
+    from grim.admin_app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
