@@ -1,0 +1,1 @@
+"""Meta dispatcher: delivers conversions to the Conversions API (ledger, retries, DLQ)."""

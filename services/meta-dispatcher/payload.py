@@ -1,0 +1,99 @@
+"""ConversionRequested + pixel config -> one CAPI event, or the reason it cannot be sent (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from grim_schemas.events import ConversionRequested
+
+from .hashing import build_user_data
+
+MAX_AGE = timedelta(days=7)
+# Leave room for the request's own travel so an event at the edge is not refused by Meta.
+AGE_MARGIN = timedelta(minutes=5)
+PRIORITY = {"Purchase": 0, "InitiateCheckout": 1, "ViewContent": 2, "PageView": 3}
+
+# When the pixel says "website" but the event has no browser context (organic
+# buyers, events without the click's user agent), Meta would refuse it; these
+# events happened at the gateway or in the Telegram chat, which is what we say.
+FALLBACK_SOURCE = {"Purchase": "system_generated"}
+FALLBACK_DEFAULT = "chat"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    kind: str  # bounded label: too_old, future, missing_value
+    reason: str
+
+
+@dataclass(frozen=True)
+class Built:
+    event: dict[str, Any]
+    clamped: bool = False
+    fallback_source: bool = False
+
+
+def check_time(
+    event_time: datetime, now: datetime, *, future_skew: timedelta, max_future: timedelta
+) -> tuple[int | Refusal, bool]:
+    """event_time in seconds, clamped to now when slightly in the future; or a refusal."""
+    if event_time < now - MAX_AGE + AGE_MARGIN:
+        return Refusal("too_old", "too old: event_time is more than 7 days ago"), False
+    if event_time > now + max_future:
+        return Refusal("future", f"event_time {event_time.isoformat()} is in the future"), False
+    # Any future instant is sent as now; only a jump beyond the skew counts as clamped.
+    return int(min(event_time, now).timestamp()), event_time > now + future_skew
+
+
+def action_source_for(conv: ConversionRequested, pixel_source: str, user: dict[str, str]) -> \
+        tuple[str, bool]:
+    """PageView comes from the bridge page: always website. Others follow the pixel's setting."""
+    source = "website" if conv.event_name == "PageView" else pixel_source
+    if source == "website" and not (user.get("client_user_agent") and conv.event_source_url):
+        return FALLBACK_SOURCE.get(conv.event_name, FALLBACK_DEFAULT), True
+    return source, False
+
+
+def build_event(
+    conv: ConversionRequested,
+    *,
+    pixel_source: str,
+    now: datetime,
+    future_skew: timedelta = timedelta(seconds=60),
+    max_future: timedelta = timedelta(hours=1),
+) -> Built | Refusal:
+    seconds, clamped = check_time(
+        conv.event_time, now, future_skew=future_skew, max_future=max_future
+    )
+    if isinstance(seconds, Refusal):
+        return seconds
+    custom = {k: v for k, v in conv.custom_data.items() if v is not None}
+    if conv.event_name == "Purchase" and (
+        not isinstance(custom.get("value"), int | float) or not custom.get("currency")
+    ):
+        return Refusal("missing_value", "Purchase without value and currency")
+    user = build_user_data(conv.user_data)
+    source, fallback = action_source_for(conv, pixel_source, user)
+    event: dict[str, Any] = {
+        "event_name": conv.event_name,
+        "event_time": seconds,
+        "event_id": conv.event_id,
+        "action_source": source,
+        "user_data": user,
+    }
+    if conv.event_source_url:
+        event["event_source_url"] = conv.event_source_url
+    if custom:
+        event["custom_data"] = custom
+    return Built(event, clamped=clamped, fallback_source=fallback)
+
+
+def order_for_sending(items: list[Any], name_of) -> list[Any]:  # type: ignore[no-untyped-def]
+    """Purchase first, then the rest by funnel depth; stable within a name (arrival order)."""
+    return sorted(items, key=lambda item: PRIORITY.get(name_of(item), 9))
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
