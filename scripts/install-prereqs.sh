@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what `grim stack up` needs on Debian/Ubuntu: PostgreSQL, Redis, Maven and a
-# Java 17 runtime. Idempotent: installs only what is missing, touches apt only then.
+# Installs what Grim needs on Debian/Ubuntu: PostgreSQL, Redis, Maven and a Java 17
+# runtime for `grim stack up`; Prometheus (promtool and the server the observability
+# tests run), Chromium (the bridge page's browser test) and wrk (benchmarks).
+# Idempotent: installs only what is missing, touches apt only then.
 # Needs root (CI runs as root) or passwordless sudo.
 set -euo pipefail
 
@@ -21,9 +23,18 @@ fi
 if ! command -v mvn >/dev/null 2>&1; then
     missing+=(maven)
 fi
+if ! command -v promtool >/dev/null 2>&1; then
+    missing+=(prometheus)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    missing+=(chromium)
+fi
+if ! command -v wrk >/dev/null 2>&1; then
+    missing+=(wrk)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    log "nothing to install: postgresql, redis-server, java and mvn are present"
+    log "nothing to install: postgresql, redis-server, java, mvn, promtool, chromium, wrk"
     exit 0
 fi
 
@@ -48,4 +59,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "initdb still missing
 command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after install"
 command -v java >/dev/null 2>&1 || die "java still missing after install"
 command -v mvn >/dev/null 2>&1 || die "mvn still missing after install"
+[ -x /usr/bin/chromium ] || die "chromium still missing after install"
+command -v wrk >/dev/null 2>&1 || die "wrk still missing after install"
+command -v promtool >/dev/null 2>&1 || die "promtool still missing after install"
 log "done: ${missing[*]}"

@@ -25,6 +25,20 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("topics", "grim.cli.infra:topics_app", "Kafka topics of the registry."),
     ("db", "grim.cli.infra:db_app", "Database migrations."),
     ("schemas", "grim.cli.infra:schemas_app", "Event contracts and their JSON Schema files."),
+    ("admin", "grim.cli.infra:admin_app", "The admin API (pools, pixels, bots, products)."),
+    ("bot-gateway", "grim_bot_gateway.cli:app", "Telegram webhook, funnel, deliveries."),
+    ("bots", "grim_bot_gateway.cli:bots_app", "Telegram bots, their webhooks and funnels."),
+    ("dispatcher", "grim_dispatcher.cli:app", "Meta CAPI delivery worker and the fake Graph."),
+    ("dlq", "grim_dispatcher.cli:dlq_app", "Conversions Meta refused: list, show, retry."),
+    ("payments", "grim_payments.cli:app", "PIX charges, gateway webhooks, delivery; sandbox gateway."),
+    ("products", "grim_payments.cli:products_app", "Products and prices."),
+    ("gateways", "grim_payments.cli:gateways_app", "Payment gateway accounts (secrets encrypted)."),
+    ("redirect", "grim_redirect.cli:app", "The ad-link redirect service."),
+    ("pools", "grim_redirect.cli:pools_app", "Pools of bots behind /go/<slug>."),
+    ("pixels", "grim_redirect.cli:pixels_app", "Meta pixels of the seller."),
+    ("projector", "grim_projector.cli:app", "The attribution projector (Faust worker)."),
+    ("report", "grim_projector.cli:report_app", "Funnel and attribution report."),
+    ("replay", "grim_projector.cli:replay_app", "Replay the topics into a new projection."),
 ]
 
 

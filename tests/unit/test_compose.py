@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 
 INFRA = {"kafka", "postgres", "redis", "prometheus", "grafana"}
-GRIM_SERVICES = ["redirect", "bot-gateway", "payments", "projector", "meta-dispatcher", "admin"]
+GRIM_SERVICES = ["admin", "redirect", "bot-gateway", "payments", "projector", "meta-dispatcher"]
 
 
 @pytest.fixture(scope="module")
