@@ -39,6 +39,9 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("projector", "grim_projector.cli:app", "The attribution projector (Faust worker)."),
     ("report", "grim_projector.cli:report_app", "Funnel and attribution report."),
     ("replay", "grim_projector.cli:replay_app", "Replay the topics into a new projection."),
+    ("services", "grim.demo.cli:services_app", "Start/stop every service and sandbox fake."),
+    ("demo", "grim.demo.cli:demo_app", "The whole product locally, with simulated traffic."),
+    ("simulate", "grim.demo.cli:simulate_app", "Simulated ad clicks, bot chats and payments."),
 ]
 
 

@@ -1,0 +1,1 @@
+"""The local product run: supervised services, demo seed, traffic simulator."""
