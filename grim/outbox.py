@@ -88,7 +88,10 @@ class OutboxRelay:
                     failures = 0
                     if rounds % 1000 == 0:
                         await self.prune()
-                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                # PostgreSQL restarting (CannotConnectNow, a dropped connection) is as
+                # transient as Kafka: the rows are durable, so retry instead of dying.
+                except (KafkaError, OSError, asyncio.TimeoutError, asyncpg.PostgresError,
+                        asyncpg.InterfaceError) as exc:
                     RELAY_ERRORS.labels(self.owner).inc()
                     failures += 1
                     delay = min(10.0, 0.2 * 2**failures)
@@ -99,7 +102,10 @@ class OutboxRelay:
                 if sent < self.batch_size:
                     await self._sleep(self.idle_interval)
         finally:
-            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            try:
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass  # the listener died with a PostgreSQL restart: nothing to remove
             await self.pool.release(listener)
 
     async def _sleep(self, seconds: float) -> None:
