@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import cache
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -42,6 +43,12 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return error_response(422, "invalid_request", problems)
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _data(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # Input the database cannot hold (an id past 64 bits, a malformed value) is the
+        # caller's error, not the server's: explain it instead of answering 500.
+        return error_response(422, "invalid_request", f"value out of range or malformed: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

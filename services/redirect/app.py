@@ -39,7 +39,7 @@ def create_app(settings: RedirectSettings | None = None) -> FastAPI:
         finally:
             await bootstrap.stop(rt)
 
-    app = FastAPI(title="Grim redirect", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Grim redirect", lifespan=lifespan)
     install_error_handlers(app)
     install_http_metrics(app, "redirect")
 
