@@ -102,7 +102,7 @@ def test_sandbox_fakes_behind_a_profile(compose: dict[str, Any], name: str) -> N
 def test_dockerfile_builds_one_image_for_everything() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert "pip install -c constraints.txt ." in text
+    assert "pip install --no-cache-dir -c constraints.txt ." in text
     assert 'ENTRYPOINT ["grim"]' in text
     assert re.search(r"^USER \w+", text, re.MULTILINE), "runs as root"
     for source in ("grim", "schemas", "services"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,9 @@ from grim_projector.report import print_report
 from grim_projector.settings import ProjectorSettings
 from rich.console import Console
 
+from grim.kafka import EventPublisher
 from grim.settings import GrimSettings
+from grim.topics_admin import create_topics
 from tests.support import read_topic, wait_for
 from tests.unit.projector.funnels import Expected, build
 
@@ -40,12 +43,23 @@ async def _conversions(pg_pool, projection: str) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-async def live(grim_settings: GrimSettings, pg_pool, publisher) -> AsyncIterator[Expected]:
+async def projector_settings(grim_settings: GrimSettings) -> GrimSettings:
+    """A topic namespace of its own: the worker reads whole topics, and facts other
+    tests published to the session's namespace must not enter this projection."""
+    namespace = f"{grim_settings.namespace}p{uuid.uuid4().hex[:6]}."
+    await create_topics(grim_settings.kafka_bootstrap, namespace)
+    return grim_settings.model_copy(update={"namespace": namespace})
+
+
+@pytest.fixture(scope="module")
+async def live(projector_settings: GrimSettings, pg_pool, publisher) -> AsyncIterator[Expected]:
     """Funnels produced in shuffled order across topics, the worker SIGKILLed mid-stream
     and restarted on the same state directory; yields once the projection is exact."""
     events, expected = build(N_FUNNELS, N_ORGANIC, seed=11, second_touch_every=SECOND_TOUCH_EVERY)
     random.Random(5).shuffle(events)
     first, second = events[: len(events) // 2], events[len(events) // 2:]
+    grim_settings = projector_settings
+    publisher = EventPublisher(publisher.producer, projector_settings.namespace)
     worker = Worker(grim_settings).start()
     try:
         await publisher.publish_many(first)
@@ -65,7 +79,15 @@ async def live(grim_settings: GrimSettings, pg_pool, publisher) -> AsyncIterator
             assert (await http.get("/healthz")).status_code == 200
             ready = await wait_for(lambda: _ready(http), timeout=30, message="/readyz")
             assert ready.json() == {"ready": True}
-            metrics = (await http.get("/metrics")).text
+
+
+            async def settled() -> str | None:
+                # The gauge is refreshed by the worker's next batch or tick after the
+                # projection is exact; wait for it rather than read one instant.
+                text = (await http.get("/metrics")).text
+                return text if "grim_projector_pending_facts 0.0" in text else None
+
+            metrics = await wait_for(settled, timeout=30, message="no pending facts")
         assert 'grim_projector_events_total{stage="paid"}' in metrics
         assert 'grim_projector_conversions_total{event_name="Purchase"}' in metrics
         assert "grim_projector_pending_facts 0.0" in metrics
@@ -73,6 +95,11 @@ async def live(grim_settings: GrimSettings, pg_pool, publisher) -> AsyncIterator
         assert "Traceback" not in worker.log_path.read_text(errors="replace")
         yield expected
     except AssertionError:
+        got = await _payments(pg_pool, "main")
+        missing = {k: v for k, v in expected.payments.items() if got.get(k) != v}
+        print(f"payments: {len(got)} projected, {len(expected.payments)} expected; "
+              f"differing: {dict(list(missing.items())[:5])} "
+              f"(projected as {[got.get(k) for k in list(missing)[:5]]})")
         print(worker.log_tail())
         raise
     finally:
@@ -86,7 +113,8 @@ async def _ready(http: httpx.AsyncClient) -> httpx.Response | None:
 
 
 async def test_shuffled_funnels_and_a_crash_give_the_exact_projection_and_conversions(
-        live: Expected, grim_settings: GrimSettings, pg_pool) -> None:
+        live: Expected, projector_settings: GrimSettings, pg_pool) -> None:
+    grim_settings = projector_settings
     records = await read_topic(grim_settings.kafka_bootstrap, grim_settings.topic("conversions"),
                                expect=len(live.conversions))
     values = [orjson.loads(r.value) for r in records]
@@ -109,7 +137,8 @@ async def test_shuffled_funnels_and_a_crash_give_the_exact_projection_and_conver
 
 
 async def test_replays_are_identical_and_a_rule_change_names_the_changed_sales(
-        live: Expected, grim_settings: GrimSettings, pg_pool) -> None:
+        live: Expected, projector_settings: GrimSettings, pg_pool) -> None:
+    grim_settings = projector_settings
     settings = ProjectorSettings(**dict(grim_settings))
     console = Console(record=True, width=160)
     await run_replay(settings, 1, None, send=False, name="again-1", timeout=120, console=console)
