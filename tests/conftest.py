@@ -41,18 +41,11 @@ def stack_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 async def grim_settings(stack_env: dict[str, str]) -> AsyncIterator[GrimSettings]:
     """Settings for this session: a fresh, migrated database and a private topic namespace."""
-    from grim.migrate import migrate
     from grim.topics_admin import create_topics
 
     run_id = uuid.uuid4().hex[:10]
     admin_dsn = stack_env["GRIM_DATABASE_URL"]
-    database = f"grim_test_{run_id}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{database}"
+    dsn = await create_database(admin_dsn, f"grim_test_{run_id}")
     settings = GrimSettings(
         kafka_bootstrap=stack_env["GRIM_KAFKA_BOOTSTRAP"],
         database_url=dsn,
@@ -62,13 +55,31 @@ async def grim_settings(stack_env: dict[str, str]) -> AsyncIterator[GrimSettings
         admin_token="test-admin-token",
         service_token="test-service-token",
     )
-    await migrate(dsn)
     await create_topics(settings.kafka_bootstrap, settings.namespace)
     yield settings
     await _drop_namespace(settings)
+    await drop_database(admin_dsn, dsn)
+
+
+async def create_database(admin_dsn: str, name: str) -> str:
+    """A new, migrated database on the server of `admin_dsn`; returns its DSN."""
+    from grim.migrate import migrate
+
     conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    await migrate(dsn)
+    return dsn
+
+
+async def drop_database(admin_dsn: str, dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -17,9 +18,11 @@ from grim_projector.report import print_report
 from grim_projector.settings import ProjectorSettings
 from rich.console import Console
 
+from grim.db import create_pool
 from grim.kafka import EventPublisher
 from grim.settings import GrimSettings
 from grim.topics_admin import create_topics
+from tests.conftest import create_database, drop_database
 from tests.support import read_topic, wait_for
 from tests.unit.projector.funnels import Expected, build
 
@@ -43,12 +46,25 @@ async def _conversions(pg_pool, projection: str) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-async def projector_settings(grim_settings: GrimSettings) -> GrimSettings:
-    """A topic namespace of its own: the worker reads whole topics, and facts other
-    tests published to the session's namespace must not enter this projection."""
-    namespace = f"{grim_settings.namespace}p{uuid.uuid4().hex[:6]}."
+async def projector_settings(
+    grim_settings: GrimSettings, stack_env: dict[str, str]
+) -> AsyncIterator[GrimSettings]:
+    """A topic namespace and a database of its own: the worker reads whole topics, and
+    facts or projections other tests made in the session's must not enter this one."""
+    run_id = uuid.uuid4().hex[:8]
+    namespace = f"{grim_settings.namespace}p{run_id}."
     await create_topics(grim_settings.kafka_bootstrap, namespace)
-    return grim_settings.model_copy(update={"namespace": namespace})
+    admin_dsn = stack_env["GRIM_DATABASE_URL"]
+    dsn = await create_database(admin_dsn, f"grim_test_projector_{run_id}")
+    yield grim_settings.model_copy(update={"namespace": namespace, "database_url": dsn})
+    await drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture(scope="module")
+async def pg_pool(projector_settings: GrimSettings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(projector_settings.database_url, max_size=5)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture(scope="module")
