@@ -116,7 +116,8 @@ async def live(projector_settings: GrimSettings, pg_pool, publisher) -> AsyncIte
         print(f"payments: {len(got)} projected, {len(expected.payments)} expected; "
               f"differing: {dict(list(missing.items())[:5])} "
               f"(projected as {[got.get(k) for k in list(missing)[:5]]})")
-        print(worker.log_tail())
+        lines = worker.log_path.read_text(errors="replace").splitlines()
+        print("\n".join([ln for ln in lines if "producer buffer full" not in ln][-80:]))
         raise
     finally:
         worker.stop()
