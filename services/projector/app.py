@@ -6,8 +6,9 @@ projection, rule version and namespace through settings.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,33 @@ from .settings import ProjectorSettings
 from .timeutil import now_ms
 
 log = logging.getLogger(__name__)
+
+
+def durably(app: faust.App, handler: Callable[[Sequence[Any]], Awaitable[None]]
+            ) -> Callable[[Sequence[Any]], Awaitable[None]]:
+    """The batch handler, then its table changelog writes acknowledged by Kafka.
+
+    Table writes reach Kafka through Faust's producer buffer, and Faust's own flush
+    before an offset commit gives up after 0.1 s with messages still buffered: a crash
+    right after such a commit lost table state (facts then waited forever for a /start
+    the table no longer held). The batch is acknowledged only after this returns.
+    """
+
+    async def run(events: Sequence[Any]) -> None:
+        await handler(events)
+        await drain_changelog(app)
+
+    return run
+
+
+async def drain_changelog(app: faust.App, poll: float = 0.002) -> None:
+    buffer = app.producer.buffer
+    queue = buffer.pending
+    # Idle means nothing queued and the sender task parked waiting for the next
+    # message, i.e. the last one popped was already handed to the Kafka client.
+    while not (queue.empty() and queue._getters):  # noqa: SLF001 - no public idle state
+        await asyncio.sleep(poll)
+    await app.producer.flush()
 
 
 def build_app(settings: ProjectorSettings,
@@ -88,14 +116,14 @@ def build_app(settings: ProjectorSettings,
                          value_serializer="raw"), concurrency=1)
     async def attribute_bot_user_facts(stream: faust.StreamT) -> None:
         async for events in stream.take_events(batch, within=within):
-            await handle_or_exit(handlers.bot_user_batch, events)
+            await handle_or_exit(durably(app, handlers.bot_user_batch), events)
 
     @app.agent(app.topic(*[t.get_topic_name() for t in (*token_topics, attributed)],
                          key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw"), concurrency=1)
     async def project_token_journeys(stream: faust.StreamT) -> None:
         async for events in stream.take_events(batch, within=within):
-            await handle_or_exit(handlers.token_batch, events)
+            await handle_or_exit(durably(app, handlers.token_batch), events)
 
     # Co-partitioning is guaranteed by the topic registry (checked above); Faust's own
     # check reads consumer metadata that may not know a just-created changelog yet and
