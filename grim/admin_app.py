@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 
 from grim.checks import postgres_check
 from grim.crypto import SecretBox
-from grim.db import create_pool
+from grim.db import close_pool, create_pool
 from grim.settings import GrimSettings
 from grim.web import bearer_auth, install_error_handlers, install_http_metrics, ops_router
 
@@ -43,7 +43,7 @@ def create_app(settings: GrimSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     app = FastAPI(
         title="Grim admin",

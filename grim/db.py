@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import orjson
 
@@ -22,3 +24,15 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
+    """Close gracefully; past `timeout`, terminate the connections still held.
+
+    A shutdown can cancel a task while asyncpg is still releasing its connection;
+    `Pool.close` would then wait forever for that release.
+    """
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except asyncio.TimeoutError:
+        pool.terminate()

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from grim.checks import postgres_check, redis_check
 from grim.crypto import SecretBox
-from grim.db import create_pool
+from grim.db import close_pool, create_pool
 from grim.kafka import ConsumerLoop, EventPublisher, make_producer
 from grim.outbox import Outbox, OutboxRelay
 from grim.redis import create_redis
@@ -196,4 +196,4 @@ async def stop(rt: Runtime) -> None:
         await client.aclose()
     await rt.directory.close()
     await rt.redis.aclose()
-    await asyncio.wait_for(rt.db.close(), 10)
+    await close_pool(rt.db)

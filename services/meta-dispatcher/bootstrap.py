@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from grim.checks import kafka_check, postgres_check
 from grim.crypto import SecretBox
-from grim.db import create_pool
+from grim.db import close_pool, create_pool
 from grim.kafka import EventPublisher, make_producer
 
 from .app import create_app
@@ -107,7 +107,7 @@ async def build(settings: DispatcherSettings) -> AsyncIterator[Worker]:
             await producer.stop()
     finally:
         await http.aclose()
-        await pool.close()
+        await close_pool(pool)
 
 
 async def _refresh_dlq_size(ledger: Ledger, every: float = 15.0) -> None:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from grim.crypto import SecretBox
-from grim.db import create_pool
+from grim.db import close_pool, create_pool
 from grim.kafka import EventPublisher, make_producer
 from grim.outbox import Outbox, OutboxRelay
 
@@ -90,7 +90,7 @@ class Payments:
         await self.producer.stop()
         if self.owns_http:
             await self.http.aclose()
-        await asyncio.wait_for(self.pool.close(), 10)
+        await close_pool(self.pool)
 
 
 async def build(settings: PaymentsSettings, *, http: httpx.AsyncClient | None = None

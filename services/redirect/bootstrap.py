@@ -11,7 +11,7 @@ import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from grim.crypto import SecretBox
-from grim.db import create_pool
+from grim.db import close_pool, create_pool
 from grim.outbox import Outbox, OutboxRelay
 
 from .clicks import ClickService
@@ -118,4 +118,4 @@ async def stop(rt: Runtime) -> None:
     await rt.kafka.stop()
     await rt.redis.aclose()
     await rt.redis.connection_pool.disconnect()
-    await asyncio.wait_for(rt.db.close(), 10)
+    await close_pool(rt.db)
