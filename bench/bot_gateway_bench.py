@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
+
+from benchlib import cleanup, free_port, report, run_wrk, wait_http
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -68,38 +66,6 @@ def baseline_app():  # type: ignore[no-untyped-def]
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status < 500:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {timeout}s")
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def run_wrk(url: str, seconds: int, connections: int, script: str) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: float(v) * _UNITS[u]
-           for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)}
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": lat["50"], "p99": lat["99"],
-            "errors": int(non2xx.group(1)) if non2xx else 0}
-
-
 def write_script(workdir: Path, name: str, base: int, delay_ms: int | None) -> str:
     path = workdir / name
     delay = f"function delay() return {delay_ms} end" if delay_ms else ""
@@ -133,41 +99,6 @@ async def prepare(namespace: str) -> tuple[str, str]:
     finally:
         await db.close()
     return database, dsn
-
-
-async def cleanup(database: str, namespace: str) -> None:
-    import asyncpg
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from grim.settings import GrimSettings
-
-    base = GrimSettings()
-    conn = await asyncpg.connect(base.database_url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    await conn.close()
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(base.redis_url)
-    async for key in redis.scan_iter(match=f"{namespace}*", count=1000):
-        await redis.delete(key)
-    await redis.aclose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-
-
-def report(name: str, base: dict, gateway: dict) -> None:
-    print(f"\n== {name}")
-    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for label, r in (("baseline", base), ("gateway", gateway)):
-        print(f"{label:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}")
-    print(f"{'ratio':10} {gateway['rps'] / base['rps']:10.2f} "
-          f"{gateway['p50'] / base['p50']:8.2f} {gateway['p99'] / base['p99']:8.2f}")
 
 
 def main() -> None:
@@ -208,10 +139,10 @@ def main() -> None:
         run_wrk(base_url, 2, 10, scripts["warm"])
         report(f"saturated ({args.connections} connections, {args.duration}s)",
                run_wrk(base_url, args.duration, args.connections, scripts["saturated"]),
-               run_wrk(gw_url, args.duration, args.connections, scripts["saturated"]))
+               run_wrk(gw_url, args.duration, args.connections, scripts["saturated"]), "gateway")
         report(f"paced ({args.paced_connections} connections, {args.paced_delay_ms} ms pause)",
                run_wrk(base_url, args.duration, args.paced_connections, scripts["paced"]),
-               run_wrk(gw_url, args.duration, args.paced_connections, scripts["paced"]))
+               run_wrk(gw_url, args.duration, args.paced_connections, scripts["paced"]), "gateway")
         print("\ntarget: gateway/baseline req/s >= 0.60 saturated; gateway p99 < 25 ms paced"
               " at ~1,000 req/s")
     finally:

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
+
+from benchlib import cleanup, free_port, report, run_wrk, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -56,52 +54,6 @@ def baseline_app():  # type: ignore[no-untyped-def]
         ), headers={"Cache-Control": "no-store"})
 
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - local URL
-                if r.status < 500:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {timeout}s")
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process (Linux /proc), to report CPU cost per request."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(url: str, seconds: int, connections: int, script: str | None = None,
-            pid: int | None = None) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-           "-H", f"User-Agent: {UA}"]
-    if script:
-        cmd += ["-s", script]
-    cpu_before = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
-    cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: float(v) * _UNITS[u]
-           for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": lat["50"], "p99": lat["99"],
-            "errors": int(non2xx.group(1)) if non2xx else 0,
-            "cpu_ms": 1000 * cpu / total if total else 0.0}
 
 
 async def prepare(env: dict[str, str]) -> tuple[str, str, str]:
@@ -138,36 +90,6 @@ async def prepare(env: dict[str, str]) -> tuple[str, str, str]:
     return database, dsn, "bench"
 
 
-async def cleanup(database: str, namespace: str) -> None:
-    import asyncpg
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from grim.settings import GrimSettings
-
-    base = GrimSettings()
-    conn = await asyncpg.connect(base.database_url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-
-
-def report(name: str, base: dict, redirect: dict) -> None:
-    print(f"\n== {name}")
-    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu ms/req':>10}")
-    for label, r in (("baseline", base), ("redirect", redirect)):
-        print(f"{label:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}"
-              f" {r['cpu_ms']:10.2f}")
-    print(f"{'ratio':10} {redirect['rps'] / base['rps']:10.2f} "
-          f"{redirect['p50'] / base['p50']:8.2f} {redirect['p99'] / base['p99']:8.2f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -199,17 +121,20 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{base_port}/go/{slug}?fbclid=IwAR-bench&utm_source=fb"
         wait_http(redirect_url)
         wait_http(base_url)
-        run_wrk(redirect_url, 2, 10)  # warm-up: caches, connections, JIT-free but still
-        run_wrk(base_url, 2, 10)
+        ua = (f"User-Agent: {UA}",)
+        run_wrk(redirect_url, 2, 10, headers=ua)  # warm-up: caches and connections
+        run_wrk(base_url, 2, 10, headers=ua)
         redirect_pid, base_pid = procs[0].pid, procs[1].pid
         report(f"saturated ({args.connections} connections, {args.duration}s)",
-               run_wrk(base_url, args.duration, args.connections, pid=base_pid),
-               run_wrk(redirect_url, args.duration, args.connections, pid=redirect_pid))
+               run_wrk(base_url, args.duration, args.connections, pid=base_pid, headers=ua),
+               run_wrk(redirect_url, args.duration, args.connections, pid=redirect_pid,
+                       headers=ua), "redirect")
         lua = workdir / "paced.lua"
         lua.write_text(PACED_LUA.format(delay_ms=args.paced_delay_ms))
         report(f"paced ({args.paced_connections} connections, {args.paced_delay_ms} ms pause)",
-               run_wrk(base_url, args.duration, args.paced_connections, str(lua), base_pid),
-               run_wrk(redirect_url, args.duration, args.paced_connections, str(lua), redirect_pid))
+               run_wrk(base_url, args.duration, args.paced_connections, str(lua), base_pid, ua),
+               run_wrk(redirect_url, args.duration, args.paced_connections, str(lua), redirect_pid,
+                       ua), "redirect")
         print("\ntarget: redirect/baseline req/s >= 0.60 saturated; redirect p99 < 25 ms paced"
               " at ~1,000 req/s")
     finally:

@@ -1,0 +1,94 @@
+"""Helpers the HTTP benchmarks share: ports, readiness, wrk runs, cleanup, reports."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - local URL
+                if r.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (Linux /proc), to report CPU cost per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, seconds: int, connections: int, script: str | None = None,
+            pid: int | None = None, headers: tuple[str, ...] = ()) -> dict:
+    """One wrk run against 127.0.0.1: req/s, p50/p99 in ms, non-2xx, CPU ms per request."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
+    if script:
+        cmd += ["-s", script]
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: float(v) * _UNITS[u]
+           for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"],
+            "errors": int(non2xx.group(1)) if non2xx else 0,
+            "cpu_ms": 1000 * cpu / total if total else 0.0}
+
+
+async def cleanup(database: str, namespace: str) -> None:
+    """Drop the benchmark's database, Redis keys and namespaced topics."""
+    import asyncpg
+    from aiokafka.admin import AIOKafkaAdminClient
+    from redis.asyncio import Redis
+
+    from grim.settings import GrimSettings
+
+    base = GrimSettings()
+    conn = await asyncpg.connect(base.database_url)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await conn.close()
+    redis = Redis.from_url(base.redis_url)
+    async for key in redis.scan_iter(match=f"{namespace}*", count=1000):
+        await redis.delete(key)
+    await redis.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+def report(name: str, base: dict, candidate: dict, label: str) -> None:
+    print(f"\n== {name}")
+    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu ms/req':>10}")
+    for row, r in (("baseline", base), (label, candidate)):
+        print(f"{row:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}"
+              f" {r['cpu_ms']:10.2f}")
+    print(f"{'ratio':10} {candidate['rps'] / base['rps']:10.2f} "
+          f"{candidate['p50'] / base['p50']:8.2f} {candidate['p99'] / base['p99']:8.2f}")
