@@ -20,8 +20,8 @@ from grim.demo.simulate import Endpoints, GroundTruth, Simulator
 from grim.demo.supervisor import Supervisor
 from grim.settings import GrimSettings
 
-PORTS = ("redirect", "bot_gateway", "payments", "projector", "dispatcher", "telegram", "graph",
-         "sandbox")
+PORTS = ("admin", "redirect", "bot_gateway", "payments", "projector", "dispatcher", "telegram",
+         "graph", "sandbox")
 
 
 def free_port() -> int:
