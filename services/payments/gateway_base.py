@@ -160,6 +160,16 @@ def json_of(gateway: str, operation: str, response: httpx.Response) -> dict[str,
     return body
 
 
+async def call_json(
+    client: httpx.AsyncClient, gateway: str, operation: str, method: str, url: str,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """A gateway call whose answer must be a 2xx JSON object (404 -> ChargeNotFound)."""
+    response = await call(client, gateway, operation, method, url, **kwargs)
+    raise_for(gateway, operation, response)
+    return json_of(gateway, operation, response)
+
+
 def png_base64(gateway_value: str | None, copy_paste: str) -> str:
     """The QR image as bare base64 PNG: the gateway's when it sent one, else drawn here."""
     if gateway_value:

@@ -18,11 +18,9 @@ from .gateway_base import (
     WebhookForged,
     WebhookIgnored,
     WebhookRequest,
-    call,
-    json_of,
+    call_json,
     parse_time,
     png_base64,
-    raise_for,
 )
 from .money import InvalidAmount, format_reais, reais_to_cents
 from .signatures import SignatureError, verify_mercadopago
@@ -58,10 +56,8 @@ class MercadoPagoAdapter:
                 timespec="milliseconds"),
         }
         headers = self._headers(account) | {"X-Idempotency-Key": request.payment_id}
-        response = await call(self.client, self.name, "create_charge", "POST",
-                              f"{self.base}/v1/payments", json=body, headers=headers)
-        raise_for(self.name, "create_charge", response)
-        data = json_of(self.name, "create_charge", response)
+        data = await call_json(self.client, self.name, "create_charge", "POST",
+                                   f"{self.base}/v1/payments", json=body, headers=headers)
         tx = (data.get("point_of_interaction") or {}).get("transaction_data") or {}
         if not data.get("id") or not tx.get("qr_code"):
             raise GatewayError("mercadopago create_charge: response lacks id or qr_code")
@@ -73,11 +69,9 @@ class MercadoPagoAdapter:
         )
 
     async def fetch(self, account: Account, gateway_charge_id: str) -> GatewayStatus:
-        response = await call(self.client, self.name, "fetch", "GET",
-                              f"{self.base}/v1/payments/{gateway_charge_id}",
-                              headers=self._headers(account))
-        raise_for(self.name, "fetch", response)
-        data = json_of(self.name, "fetch", response)
+        data = await call_json(self.client, self.name, "fetch", "GET",
+                                   f"{self.base}/v1/payments/{gateway_charge_id}",
+                                   headers=self._headers(account))
         raw = str(data.get("status", ""))
         try:
             amount = reais_to_cents(data["transaction_amount"]) \

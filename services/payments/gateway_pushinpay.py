@@ -18,11 +18,9 @@ from .gateway_base import (
     GatewayStatus,
     WebhookForged,
     WebhookRequest,
-    call,
-    json_of,
+    call_json,
     parse_time,
     png_base64,
-    raise_for,
 )
 
 _STATUS = {"created": "pending", "paid": "paid", "canceled": "expired", "refunded": "refunded"}
@@ -44,10 +42,9 @@ class PushinPayAdapter:
         if request.amount_cents < MIN_CENTS:
             raise GatewayError(f"pushinpay charges start at {MIN_CENTS} cents")
         body = {"value": request.amount_cents, "webhook_url": request.notification_url}
-        response = await call(self.client, self.name, "create_charge", "POST",
-                              f"{self.base}/pix/cashIn", json=body, headers=self._headers(account))
-        raise_for(self.name, "create_charge", response)
-        data = json_of(self.name, "create_charge", response)
+        data = await call_json(self.client, self.name, "create_charge", "POST",
+                                   f"{self.base}/pix/cashIn", json=body,
+                                   headers=self._headers(account))
         if not data.get("id") or not data.get("qr_code"):
             raise GatewayError("pushinpay create_charge: response lacks id or qr_code")
         return CreatedCharge(
@@ -57,11 +54,9 @@ class PushinPayAdapter:
         )
 
     async def fetch(self, account: Account, gateway_charge_id: str) -> GatewayStatus:
-        response = await call(self.client, self.name, "fetch", "GET",
-                              f"{self.base}/transactions/{gateway_charge_id}",
-                              headers=self._headers(account))
-        raise_for(self.name, "fetch", response)
-        data = json_of(self.name, "fetch", response)
+        data = await call_json(self.client, self.name, "fetch", "GET",
+                                   f"{self.base}/transactions/{gateway_charge_id}",
+                                   headers=self._headers(account))
         raw = str(data.get("status", ""))
         value = data.get("value")
         amount = int(value) if isinstance(value, int | str) and str(value).isdigit() else None

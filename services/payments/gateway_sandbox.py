@@ -20,11 +20,9 @@ from .gateway_base import (
     GatewayStatus,
     WebhookForged,
     WebhookRequest,
-    call,
-    json_of,
+    call_json,
     parse_time,
     png_base64,
-    raise_for,
 )
 from .signatures import SANDBOX_HEADER, SignatureError, verify_sandbox
 
@@ -54,10 +52,9 @@ class SandboxAdapter:
             "merchant_name": account.credentials.get("merchant_name") or account.name,
             "merchant_city": account.credentials.get("merchant_city") or "SAO PAULO",
         }
-        response = await call(self.client, self.name, "create_charge", "POST",
-                              f"{self.base}/v1/charges", json=body, headers=self._headers(account))
-        raise_for(self.name, "create_charge", response)
-        data = json_of(self.name, "create_charge", response)
+        data = await call_json(self.client, self.name, "create_charge", "POST",
+                                   f"{self.base}/v1/charges", json=body,
+                                   headers=self._headers(account))
         if not data.get("id") or not data.get("br_code"):
             raise GatewayError("sandbox create_charge: response lacks id or br_code")
         return CreatedCharge(
@@ -68,11 +65,9 @@ class SandboxAdapter:
         )
 
     async def fetch(self, account: Account, gateway_charge_id: str) -> GatewayStatus:
-        response = await call(self.client, self.name, "fetch", "GET",
-                              f"{self.base}/v1/charges/{gateway_charge_id}",
-                              headers=self._headers(account))
-        raise_for(self.name, "fetch", response)
-        data = json_of(self.name, "fetch", response)
+        data = await call_json(self.client, self.name, "fetch", "GET",
+                                   f"{self.base}/v1/charges/{gateway_charge_id}",
+                                   headers=self._headers(account))
         raw = str(data.get("status", ""))
         payer = data.get("payer") or None
         return GatewayStatus(

@@ -20,11 +20,9 @@ from .gateway_base import (
     WebhookForged,
     WebhookIgnored,
     WebhookRequest,
-    call,
-    json_of,
+    call_json,
     parse_time,
     png_base64,
-    raise_for,
 )
 
 _STATUS = {"ACTIVE": "pending", "COMPLETED": "paid", "EXPIRED": "expired"}
@@ -50,11 +48,9 @@ class WooviAdapter:
             "comment": request.description[:140],
             "expiresIn": expires_in,
         }
-        response = await call(self.client, self.name, "create_charge", "POST",
-                              f"{self.base}/api/v1/charge", json=body,
-                              headers=self._headers(account))
-        raise_for(self.name, "create_charge", response)
-        data = json_of(self.name, "create_charge", response)
+        data = await call_json(self.client, self.name, "create_charge", "POST",
+                                   f"{self.base}/api/v1/charge", json=body,
+                                   headers=self._headers(account))
         charge = data.get("charge") or {}
         br_code = charge.get("brCode") or data.get("brCode")
         if not br_code:
@@ -68,11 +64,10 @@ class WooviAdapter:
         )
 
     async def fetch(self, account: Account, gateway_charge_id: str) -> GatewayStatus:
-        response = await call(self.client, self.name, "fetch", "GET",
-                              f"{self.base}/api/v1/charge/{gateway_charge_id}",
-                              headers=self._headers(account))
-        raise_for(self.name, "fetch", response)
-        charge = json_of(self.name, "fetch", response).get("charge") or {}
+        data = await call_json(self.client, self.name, "fetch", "GET",
+                               f"{self.base}/api/v1/charge/{gateway_charge_id}",
+                               headers=self._headers(account))
+        charge = data.get("charge") or {}
         raw = str(charge.get("status", ""))
         value = charge.get("value")
         customer = charge.get("customer") or {}
