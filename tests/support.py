@@ -54,3 +54,31 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def private_stack_ports(low: int = 20000, high: int = 30000) -> tuple[int, int, int]:
+    """Kafka (port and port+1), PostgreSQL and Redis ports for a private `grim stack`:
+    all free, none a default, below the kernel's ephemeral range."""
+    import random
+
+    from grim.stack.config import DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT, DEFAULT_REDIS_PORT
+
+    defaults = {DEFAULT_KAFKA_PORT, DEFAULT_KAFKA_PORT + 1, DEFAULT_POSTGRES_PORT,
+                DEFAULT_REDIS_PORT}
+    rng = random.Random()
+    while True:
+        base = rng.randrange(low, high, 10)
+        ports = [base, base + 1, base + 3, base + 5]
+        if not defaults & set(ports) and all(_port_free(p) for p in ports):
+            return base, base + 3, base + 5

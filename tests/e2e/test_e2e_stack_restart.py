@@ -9,9 +9,7 @@ and checks after a bounded drain that lost = 0 and duplicates accepted = 0.
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,33 +22,15 @@ from grim.demo.summary import baseline, drain, graph_events, where_stuck
 from grim.demo.system import System, running_system
 from grim.settings import GrimSettings
 from grim.stack import Stack, StackConfig
-from grim.stack.config import DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT, DEFAULT_REDIS_PORT
+from grim.stack.config import DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT
+from tests.support import private_stack_ports
 
 FUNNELS = 30
-DEFAULTS = {DEFAULT_KAFKA_PORT, DEFAULT_KAFKA_PORT + 1, DEFAULT_POSTGRES_PORT, DEFAULT_REDIS_PORT}
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _private_ports() -> tuple[int, int, int]:
-    rng = random.Random()
-    while True:
-        base = rng.randrange(30000, 40000, 10)
-        ports = [base, base + 1, base + 3, base + 5]
-        if not DEFAULTS & set(ports) and all(_free(p) for p in ports):
-            return base, base + 3, base + 5
 
 
 @pytest.fixture(scope="module")
 def private_stack() -> Iterator[Stack]:
-    kafka, postgres, redis = _private_ports()
+    kafka, postgres, redis = private_stack_ports(low=10000, high=20000)
     # Not under pytest's tmp dir (mode 0700): PostgreSQL runs as the postgres user.
     root = Path(tempfile.mkdtemp(prefix="grim-e2e-stack-"))
     root.chmod(0o755)

@@ -7,8 +7,6 @@ stack here lives under tmp_path and its ports are picked free at run time.
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 import uuid
 from pathlib import Path
 
@@ -18,35 +16,9 @@ import redis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from grim.stack import Stack, StackConfig
-from grim.stack.config import DEFAULT_KAFKA_PORT, DEFAULT_POSTGRES_PORT, DEFAULT_REDIS_PORT
+from tests.support import private_stack_ports
 
 pytestmark = pytest.mark.integration
-
-DEFAULT_PORTS = {
-    DEFAULT_KAFKA_PORT,
-    DEFAULT_KAFKA_PORT + 1,
-    DEFAULT_POSTGRES_PORT,
-    DEFAULT_REDIS_PORT,
-}
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _private_ports() -> tuple[int, int, int]:
-    """Kafka (port and port+1), PostgreSQL and Redis ports, all free, none a default."""
-    rng = random.Random()
-    while True:
-        base = rng.randrange(20000, 30000, 10)
-        ports = [base, base + 1, base + 3, base + 5]
-        if not DEFAULT_PORTS & set(ports) and all(_free(p) for p in ports):
-            return base, base + 3, base + 5
 
 
 def _gone(pid: int) -> bool:
@@ -98,7 +70,7 @@ async def _postgres_answers(url: str) -> None:
 
 
 def test_up_status_up_down(tmp_path: Path) -> None:
-    kafka_port, postgres_port, redis_port = _private_ports()
+    kafka_port, postgres_port, redis_port = private_stack_ports()
     run_dir = tmp_path / "run"
     # An explicit mapping: GRIM_* URLs of the surrounding session must not leak in.
     cfg = StackConfig.from_env(
