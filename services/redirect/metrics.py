@@ -32,3 +32,8 @@ COOKIE_REPORTS = Counter(
     "grim_redirect_cookie_reports_total", "Cookie beacons by outcome", ["outcome"]
 )
 KAFKA_UP = Gauge("grim_redirect_kafka_connected", "1 when the click producer is connected")
+ROTATION_BATCH = Histogram(
+    "grim_redirect_rotation_batch_clicks",
+    "Clicks served by one Redis rotation call (concurrent clicks of a pool share a call)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
