@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -90,5 +91,34 @@ def report(name: str, base: dict, candidate: dict, label: str) -> None:
     for row, r in (("baseline", base), (label, candidate)):
         print(f"{row:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}"
               f" {r['cpu_ms']:10.2f}")
+    if "pause_ms" in candidate:
+        print(f"{'':10} (pauses calibrated per server: baseline {base['pause_ms']} ms,"
+              f" {label} {candidate['pause_ms']} ms)")
     print(f"{'ratio':10} {candidate['rps'] / base['rps']:10.2f} "
           f"{candidate['p50'] / base['p50']:8.2f} {candidate['p99'] / base['p99']:8.2f}")
+
+
+def paced_wrk(url: str, rate: float, seconds: int, connections: int,
+              script_for: Callable[[int | None], str | None], pid: int | None = None,
+              headers: tuple[str, ...] = ()) -> dict:
+    """A wrk run offering about `rate` req/s: each connection pauses between requests.
+
+    wrk has no rate option, and a fixed pause gives `connections / (pause + latency)`
+    req/s, so the pause is calibrated on the server under test: two short runs
+    measure the latency at the current pause and correct it. `script_for(pause_ms)`
+    returns a wrk Lua script whose `delay()` returns that pause. The result carries
+    `pause_ms`; its `rps` shows the rate actually reached.
+    """
+    cycle_ms = 1000.0 * connections / rate
+    pause = max(0, round(cycle_ms))
+    for _ in range(2):
+        probe = run_wrk(url, 2, connections, script_for(pause), headers=headers)
+        latency_ms = max(0.0, 1000.0 * connections / max(probe["rps"], 1.0) - pause)
+        pause = max(0, round(cycle_ms - latency_ms))
+    result = run_wrk(url, seconds, connections, script_for(pause), pid, headers)
+    return {**result, "pause_ms": pause}
+
+
+def delay_lua(pause_ms: int | None) -> str:
+    """The wrk Lua hook that pauses each connection between requests (empty for none)."""
+    return f"function delay() return {pause_ms} end\n" if pause_ms else ""

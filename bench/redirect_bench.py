@@ -8,7 +8,8 @@ processes on free 127.0.0.1 ports: the real redirect (`grim redirect serve`)
 and a baseline that renders the same bridge page with no Kafka, PostgreSQL or
 Redis. Prints throughput, p50/p99 and ratios for a saturating run and for a
 paced run of about 1,000 requests/s (wrk has no rate option: connections
-pause between requests through its Lua `delay()`).
+pause between requests through its Lua `delay()`, a pause calibrated on each
+server so that the offered rate is the same).
 Target (issue 3): redirect >= 60% of the baseline's throughput, p99 < 25 ms at 1,000 req/s.
 """
 
@@ -24,13 +25,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import cleanup, free_port, report, run_wrk, wait_http
+from benchlib import cleanup, delay_lua, free_port, paced_wrk, report, run_wrk, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 UA = ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko)"
       " Chrome/131.0.0.0 Mobile Safari/537.36")
-PACED_LUA = "function delay() return {delay_ms} end\n"
 
 
 def baseline_app():  # type: ignore[no-untyped-def]
@@ -94,9 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--paced-connections", type=int, default=10)
-    parser.add_argument("--paced-delay-ms", type=int, default=9,
-                        help="pause per connection between requests (~1,000 req/s with 10)")
+    parser.add_argument("--paced-connections", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=1000.0,
+                        help="offered req/s of the paced run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
@@ -129,12 +129,16 @@ def main() -> None:
                run_wrk(base_url, args.duration, args.connections, pid=base_pid, headers=ua),
                run_wrk(redirect_url, args.duration, args.connections, pid=redirect_pid,
                        headers=ua), "redirect")
-        lua = workdir / "paced.lua"
-        lua.write_text(PACED_LUA.format(delay_ms=args.paced_delay_ms))
-        report(f"paced ({args.paced_connections} connections, {args.paced_delay_ms} ms pause)",
-               run_wrk(base_url, args.duration, args.paced_connections, str(lua), base_pid, ua),
-               run_wrk(redirect_url, args.duration, args.paced_connections, str(lua), redirect_pid,
-                       ua), "redirect")
+        def script_for(pause_ms: int | None) -> str:
+            lua = workdir / f"paced-{pause_ms}.lua"
+            lua.write_text(delay_lua(pause_ms))
+            return str(lua)
+
+        report(f"paced (~{args.rate:,.0f} req/s offered by {args.paced_connections} connections)",
+               paced_wrk(base_url, args.rate, args.duration, args.paced_connections, script_for,
+                         base_pid, ua),
+               paced_wrk(redirect_url, args.rate, args.duration, args.paced_connections,
+                         script_for, redirect_pid, ua), "redirect")
         print("\ntarget: redirect/baseline req/s >= 0.60 saturated; redirect p99 < 25 ms paced"
               " at ~1,000 req/s")
     finally:
