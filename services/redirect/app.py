@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
@@ -11,9 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import URL, Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from grim.checks import postgres_check, redis_check
+from grim.fastroute import install_fast_route
 from grim.logs import configure_logging
 from grim.web import error_response, install_error_handlers, install_http_metrics, ops_router
 
@@ -43,8 +44,11 @@ def create_app(settings: RedirectSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Grim redirect", lifespan=lifespan)
     install_error_handlers(app)
-    # Added before the metrics middleware so that it runs inside it (counted and timed).
-    app.add_middleware(GoFastPath, runtime=lambda: app.state.runtime, settings=settings)
+    # /go is nearly all the traffic: served without FastAPI's routing (grim.fastroute).
+    install_fast_route(
+        app, "/go/{slug}", ("GET", "HEAD"),
+        lambda scope, _receive, slug: serve_click(app.state.runtime, settings, scope, slug),
+    )
     install_http_metrics(app, "redirect")
 
     def checks():  # type: ignore[no-untyped-def]
@@ -56,7 +60,7 @@ def create_app(settings: RedirectSettings | None = None) -> FastAPI:
     app.include_router(ops_router(checks))
 
     async def go(slug: str, request: Request) -> Response:
-        # Served by GoFastPath below; these routes document it and serve any caller
+        # Served by the fast route above; these routes document it and serve any caller
         # that reaches the router (same function, same answer).
         return await serve_click(request.app.state.runtime, settings, request.scope, slug)
 
@@ -143,48 +147,6 @@ async def serve_click(rt: bootstrap.Runtime, settings: RedirectSettings, scope: 
     REQUESTS.labels(result.outcome).inc()
     CLICK_LATENCY.observe(time.perf_counter() - started)
     return response
-
-
-class GoFastPath:
-    """GET/HEAD /go/{slug} straight to `serve_click`, without routing and injection.
-
-    Ad traffic is nearly all of this service's load and the route needs nothing
-    from FastAPI's request machinery (no body, no validation: the slug is
-    checked by the use case), so skipping it leaves more of the CPU for the
-    click itself. Any other request goes through the application as usual.
-    """
-
-    def __init__(self, app: ASGIApp, *, runtime: Callable[[], bootstrap.Runtime],
-                 settings: RedirectSettings) -> None:
-        self.app = app
-        self.runtime = runtime
-        self.settings = settings
-        self._route: object | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        slug = _go_slug(scope) if scope["type"] == "http" else None
-        if slug is None:
-            await self.app(scope, receive, send)
-            return
-        if self._route is None:
-            self._route = next(r for r in scope["app"].routes
-                               if getattr(r, "path", None) == "/go/{slug}")
-        scope["route"] = self._route  # the metrics middleware labels by route template
-        response = await serve_click(self.runtime(), self.settings, scope, slug)
-        await response(scope, receive, send)
-
-
-def _go_slug(scope: Scope) -> str | None:
-    if scope["method"] not in ("GET", "HEAD"):
-        return None
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root):]
-    if not path.startswith("/go/"):
-        return None
-    slug = path[4:]
-    return slug if slug and "/" not in slug else None
 
 
 def app_factory() -> FastAPI:
