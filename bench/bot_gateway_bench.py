@@ -9,7 +9,8 @@ consumers included) and a baseline endpoint that only reads and parses the
 JSON body. Every request carries a new update_id (wrk Lua), so the gateway does
 the whole path: secret check, Redis dedup lookup, publish with acks=all, Redis
 mark. Prints throughput, p50/p99 and ratios for a saturating run and for a
-paced run of about 1,000 requests/s.
+paced run of about 1,000 requests/s (connections pause between requests, the
+pause calibrated on each server so that both are offered the same rate).
 Target (issue 4): gateway >= 60% of the baseline's throughput, p99 < 25 ms at 1,000 req/s.
 """
 
@@ -25,7 +26,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import cleanup, free_port, report, run_wrk, wait_http
+from benchlib import cleanup, delay_lua, free_port, paced_wrk, report, run_wrk, wait_http
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -66,11 +67,19 @@ def baseline_app():  # type: ignore[no-untyped-def]
     return app
 
 
-def write_script(workdir: Path, name: str, base: int, delay_ms: int | None) -> str:
-    path = workdir / name
-    delay = f"function delay() return {delay_ms} end" if delay_ms else ""
-    path.write_text(LUA % {"secret": SECRET, "base": base, "delay": delay})
-    return str(path)
+class Scripts:
+    """wrk scripts whose update_ids never repeat across runs (a repeat is a cheap duplicate)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.runs = 0
+
+    def __call__(self, pause_ms: int | None = None) -> str:
+        self.runs += 1
+        path = self.workdir / f"run{self.runs}.lua"
+        path.write_text(LUA % {"secret": SECRET, "base": 10**9 * self.runs,
+                               "delay": delay_lua(pause_ms)})
+        return str(path)
 
 
 async def prepare(namespace: str) -> tuple[str, str]:
@@ -105,9 +114,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--paced-connections", type=int, default=10)
-    parser.add_argument("--paced-delay-ms", type=int, default=9,
-                        help="pause per connection between requests (~1,000 req/s with 10)")
+    parser.add_argument("--paced-connections", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=1000.0,
+                        help="offered req/s of the paced run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
@@ -132,17 +141,18 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{base_port}{path}"
         wait_http(f"http://127.0.0.1:{gw_port}/healthz")
         wait_http(f"http://127.0.0.1:{base_port}/docs")
-        scripts = {n: write_script(workdir, f"{n}.lua", 10**9 * (i + 1),
-                                   args.paced_delay_ms if n.startswith("paced") else None)
-                   for i, n in enumerate(("warm", "saturated", "paced"))}
-        run_wrk(gw_url, 2, 10, scripts["warm"])
-        run_wrk(base_url, 2, 10, scripts["warm"])
+        scripts = Scripts(workdir)
+        gw_pid, base_pid = procs[0].pid, procs[1].pid
+        run_wrk(gw_url, 2, 10, scripts())  # warm-up: caches and connections
+        run_wrk(base_url, 2, 10, scripts())
         report(f"saturated ({args.connections} connections, {args.duration}s)",
-               run_wrk(base_url, args.duration, args.connections, scripts["saturated"]),
-               run_wrk(gw_url, args.duration, args.connections, scripts["saturated"]), "gateway")
-        report(f"paced ({args.paced_connections} connections, {args.paced_delay_ms} ms pause)",
-               run_wrk(base_url, args.duration, args.paced_connections, scripts["paced"]),
-               run_wrk(gw_url, args.duration, args.paced_connections, scripts["paced"]), "gateway")
+               run_wrk(base_url, args.duration, args.connections, scripts(), base_pid),
+               run_wrk(gw_url, args.duration, args.connections, scripts(), gw_pid), "gateway")
+        report(f"paced (~{args.rate:,.0f} req/s offered by {args.paced_connections} connections)",
+               paced_wrk(base_url, args.rate, args.duration, args.paced_connections, scripts,
+                         base_pid),
+               paced_wrk(gw_url, args.rate, args.duration, args.paced_connections, scripts,
+                         gw_pid), "gateway")
         print("\ntarget: gateway/baseline req/s >= 0.60 saturated; gateway p99 < 25 ms paced"
               " at ~1,000 req/s")
     finally:

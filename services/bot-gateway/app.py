@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from grim.web import install_error_handlers, install_http_metrics, ops_router
 from grim_bot_gateway import bootstrap
 from grim_bot_gateway.settings import BotGatewaySettings
-from grim_bot_gateway.webhook import webhook_router
+from grim_bot_gateway.webhook import install_webhook_fast_route, webhook_router
 
 
 def create_app(settings: BotGatewaySettings | None = None) -> FastAPI:
@@ -33,6 +33,8 @@ def create_app(settings: BotGatewaySettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Grim bot gateway", lifespan=lifespan)
     install_error_handlers(app)
+    # Telegram updates are nearly all the traffic: served without FastAPI's routing.
+    install_webhook_fast_route(app, lambda: app.state.runtime.ingest)
     install_http_metrics(app, "bot_gateway")
     app.include_router(ops_router(lambda: app.state.runtime.checks()))
     app.include_router(webhook_router(lambda: app.state.runtime.ingest))

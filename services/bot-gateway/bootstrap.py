@@ -76,7 +76,8 @@ async def start(settings: BotGatewaySettings) -> Runtime:
     box = SecretBox(settings.secret_key.get_secret_value())
     directory = BotDirectory(db, box, ttl=settings.bot_cache_seconds)
     await directory.listen()
-    producer = LazyProducer(lambda: make_producer(settings, "grim-bot-gateway"),
+    # No linger: Telegram waits for the ack; batches still form while a request is in flight.
+    producer = LazyProducer(lambda: make_producer(settings, "grim-bot-gateway", linger_ms=0),
                             start_timeout=settings.publish_timeout_seconds)
     ingest = WebhookIngest(
         directory, producer, SeenUpdates(redis, settings.dedup_ttl_seconds),

@@ -155,7 +155,9 @@ class WebhookIngest:
             log.warning("publish failed (%s); Telegram will retry", type(exc).__name__,
                         extra={"bot_id": bot_id})
             return IngestResult("kafka_unavailable", "could not store the update; retry")
-        await self._mark_seen(key)
+        # Not awaited: Telegram needs its 200, not our Redis round trip. A mark that is
+        # late or lost lets a retry through, and the consumer deduplicates it anyway.
+        self.seen.mark_soon(key, on_error=lambda _: DEDUP_ERRORS.inc())
         return IngestResult("accepted", "ok")
 
     async def _seen(self, key: str) -> bool:
@@ -164,9 +166,3 @@ class WebhookIngest:
         except (RedisError, OSError):
             DEDUP_ERRORS.inc()
             return False
-
-    async def _mark_seen(self, key: str) -> None:
-        try:
-            await self.seen.mark(key)
-        except (RedisError, OSError):
-            DEDUP_ERRORS.inc()

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import orjson
+import pytest
 from grim_bot_gateway.app import create_app
 from grim_bot_gateway.settings import BotGatewaySettings
 from grim_schemas import decode
@@ -188,3 +189,39 @@ async def test_seen_marks_share_pipelines_and_answer_each_caller(redis_client) -
     answers = await asyncio.gather(*(seen.seen(k) for k in keys))
     assert answers == [i % 2 == 0 for i in range(200)]
     assert 0 < await redis_client.ttl(keys[0]) <= 60
+
+
+async def test_seen_marks_survive_a_script_flush(redis_client) -> None:
+    from grim_bot_gateway.redis_dedup import SeenUpdates
+
+    seen = SeenUpdates(redis_client, ttl_seconds=60)
+    first, second = (f"test-seen:{uuid.uuid4().hex}" for _ in range(2))
+    await seen.mark(first)
+    await redis_client.script_flush()  # what a Redis restart does to loaded scripts
+    await seen.mark(second)
+    assert await asyncio.gather(seen.seen(first), seen.seen(second)) == [True, True]
+
+
+async def test_background_marks_report_failures_and_are_visible_to_later_queries(
+    redis_client,
+) -> None:
+    from grim_bot_gateway.redis_dedup import SeenUpdates
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    live = SeenUpdates(redis_client, ttl_seconds=60)
+    key = f"test-seen:{uuid.uuid4().hex}"
+    live.mark_soon(key, on_error=lambda exc: pytest.fail(f"mark failed: {exc}"))
+    assert await live.seen(key) is True  # queued after the mark, so it sees it
+
+    dead_redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    failures: list[BaseException] = []
+    dead = SeenUpdates(dead_redis, ttl_seconds=60)
+    try:
+        dead.mark_soon("test-seen:lost", on_error=failures.append)
+        with pytest.raises((RedisError, OSError)):
+            await dead.seen("test-seen:lost")
+        await wait_for(lambda: failures, message="the failed mark is reported")
+    finally:
+        await dead_redis.aclose()
+    assert isinstance(failures[0], (RedisError, OSError))
