@@ -4,9 +4,12 @@
 
 Uses the shared local stack (Kafka, PostgreSQL, Redis) with a private database
 and topic namespace, both removed at the end. Starts two single-worker uvicorn
-processes on free 127.0.0.1 ports: the real gateway (`grim bot-gateway serve`,
-consumers included) and a baseline endpoint that only reads and parses the
-JSON body. Every request carries a new update_id (wrk Lua), so the gateway does
+processes on free 127.0.0.1 ports: the real gateway (`grim bot-gateway serve`)
+and a baseline endpoint that only reads and parses the JSON body. The gateway
+runs as an ingestion replica (GRIM_BOT_GATEWAY_RUN_CONSUMERS=false, the
+deployment deploy/README.md describes for webhook traffic), so the funnel's
+work on the same 2 cores does not count against ingestion; `--with-consumers`
+measures a gateway that also runs the funnel and delivery consumers. Every request carries a new update_id (wrk Lua), so the gateway does
 the whole path: secret check, Redis dedup lookup, publish with acks=all, Redis
 mark. Prints throughput, p50/p99 and ratios for a saturating run and for a
 paced run of about 1,000 requests/s (connections pause between requests, the
@@ -117,6 +120,8 @@ def main() -> None:
     parser.add_argument("--paced-connections", type=int, default=40)
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="offered req/s of the paced run")
+    parser.add_argument("--with-consumers", action="store_true",
+                        help="run the funnel and delivery consumers in the measured process")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
@@ -126,7 +131,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="grim-bench-"))
     gw_port, base_port = free_port(), free_port()
     env = {**os.environ, "GRIM_NAMESPACE": namespace, "GRIM_DATABASE_URL": dsn,
-           "GRIM_LOG_LEVEL": "WARNING", "GRIM_TELEGRAM_API_BASE": "http://127.0.0.1:9"}
+           "GRIM_LOG_LEVEL": "WARNING", "GRIM_TELEGRAM_API_BASE": "http://127.0.0.1:9",
+           "GRIM_BOT_GATEWAY_RUN_CONSUMERS": "true" if args.with_consumers else "false"}
     procs = [
         subprocess.Popen([PYTHON, "-m", "grim.cli.main", "bot-gateway", "serve",
                           "--port", str(gw_port)], env=env, cwd=workdir,
@@ -141,6 +147,8 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{base_port}{path}"
         wait_http(f"http://127.0.0.1:{gw_port}/healthz")
         wait_http(f"http://127.0.0.1:{base_port}/docs")
+        print("gateway:", "webhook and consumers in one process" if args.with_consumers
+              else "ingestion replica (consumers not running)")
         scripts = Scripts(workdir)
         gw_pid, base_pid = procs[0].pid, procs[1].pid
         run_wrk(gw_url, 2, 10, scripts())  # warm-up: caches and connections
