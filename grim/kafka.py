@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from grim.partition import KeyPartitioner
 from grim.settings import GrimSettings
 from grim_schemas import Event, MalformedEvent, encode
 from grim_schemas.base import utcnow
@@ -43,6 +44,7 @@ def make_producer(settings: GrimSettings, client_id: str, **overrides: Any) -> A
         "acks": "all",
         "linger_ms": 2,
         "request_timeout_ms": 15000,
+        "partitioner": KeyPartitioner(),  # the default's partitions, at half the CPU
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)

@@ -6,7 +6,7 @@ consumer keeps working when a newer producer adds a field.
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -30,7 +30,12 @@ def utcnow() -> datetime:
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID (version 4) as 32 lowercase hex digits; also the tracking token's form."""
+    # uuid.uuid4().hex, without building a UUID object (a third of the cost, per event).
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 class Event(BaseModel):

@@ -8,6 +8,7 @@ shares `BOT_USER_PARTITIONS`, every topic keyed by tracking token shares
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from .events import (
     BotStarted,
@@ -107,7 +108,14 @@ STAGE_OF_TYPE: dict[str, str] = {
 
 def topic_for(event: Event | type[Event], namespace: str = "") -> str:
     """The topic an event of this type is published to."""
-    return TOPICS[STAGE_OF_TYPE[event.model_fields["type"].default]].name(namespace)
+    return _spec_of(event if isinstance(event, type) else type(event)).name(namespace)
+
+
+@cache
+def _spec_of(model: type[Event]) -> TopicSpec:
+    # On the publish path of every event: resolved once per model class (reading
+    # model_fields through an instance is deprecated and slow in pydantic).
+    return TOPICS[STAGE_OF_TYPE[model.model_fields["type"].default]]
 
 
 def key_for(event: Event) -> bytes:

@@ -146,3 +146,30 @@ def test_record_keys() -> None:
         event_time=datetime.now(UTC), pixel_id="123", tracking_token=TOKEN,
     )
     assert key_for(conversion) == TOKEN.encode()
+
+
+def test_encoding_is_the_json_mode_dump_of_the_model() -> None:
+    from grim_schemas.events import TelegramUpdateReceived
+
+    update = {"update_id": 2**62, "message": {"text": "olá \u2028 😀", "location":
+              {"latitude": -23.5505199, "longitude": 1e-7}, "entities": []}}
+    events = [
+        click(fbclid="IwAR-é", campaign_params={"grim": "c1", "x": ""}, client_ip="2001:db8::1"),
+        TelegramUpdateReceived(producer="bot-gateway", bot_id=2**40, update_id=2**62,
+                               update=update),
+    ]
+    for event in events:
+        assert orjson.loads(encode(event)) == event.model_dump(mode="json")
+        assert decode(encode(event), type(event)) == event
+
+
+def test_event_ids_are_uuid4_hex() -> None:
+    import uuid
+
+    from grim_schemas.base import new_event_id
+
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and parsed.hex == value
