@@ -6,12 +6,13 @@ import logging
 import random
 import re
 import time
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from grim.config.pools import Pool
 from grim_schemas import ClickRecorded
+from grim_schemas.base import new_event_id
 
 from . import capture, crawlers, rotation
 from .metrics import CLICKS, CRAWLER_HITS, SELECTIONS
@@ -53,7 +54,7 @@ class Pools(Protocol):
 
 class Counters(Protocol):
     async def choose(
-        self, pool_id: int, candidates: list[rotation.Candidate]
+        self, pool_id: int, candidates: Sequence[rotation.Candidate]
     ) -> rotation.Candidate: ...
 
 
@@ -68,6 +69,8 @@ class ClickService:
     sink: Sink
     beacon_url: str = "/api/tracking/cookies"
     bridge_delay_ms: int = 800
+    _members: dict[int, tuple[Pool, tuple[rotation.Candidate, ...]]] = field(
+        default_factory=dict, repr=False)
 
     async def handle(self, req: ClickRequest) -> ClickResult:
         try:
@@ -82,7 +85,7 @@ class ClickService:
         if not pool.enabled:
             return _message("pool_disabled", 503, "Link pausado",
                             "Este link está pausado no momento. Tente novamente mais tarde.")
-        candidates = [rotation.Candidate(b.bot_id, b.username, b.weight) for b in pool.usable_bots]
+        candidates = self._candidates(pool)
         if not candidates:
             return _message("no_bot", 503, "Link temporariamente indisponível",
                             "Nenhum atendimento disponível agora. Tente novamente mais tarde.")
@@ -120,6 +123,17 @@ class ClickService:
         return ClickResult("bridge", 200, html=page, cookies=cookies, event=event)
 
 
+    def _candidates(self, pool: Pool) -> tuple[rotation.Candidate, ...]:
+        """The pool's rotation members, computed once per cached Pool object."""
+        seen = self._members.get(pool.id)
+        if seen is not None and seen[0] is pool:
+            return seen[1]
+        members = tuple(rotation.Candidate(b.bot_id, b.username, b.weight)
+                        for b in pool.usable_bots)
+        self._members[pool.id] = (pool, members)
+        return members
+
+
 def build_click(
     req: ClickRequest, pool: Pool, bot: rotation.Candidate, crawler: str | None, *, now_ms: int
 ) -> ClickRecorded:
@@ -127,7 +141,7 @@ def build_click(
     params = capture.parse_query(req.raw_query)
     cookies = capture.parse_cookie_header(req.cookie_header)
     fbc = capture.resolve_fbc(cookies.get("_fbc"), params.fbclid, now_ms)
-    token = uuid.uuid4().hex
+    token = new_event_id()  # uuid4 hex: 32 chars, fits Telegram's start payload
     return ClickRecorded(
         producer=PRODUCER,
         tracking_token=token,

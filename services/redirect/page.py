@@ -9,11 +9,12 @@ the t.me URL.
 from __future__ import annotations
 
 import html
-import json
 from functools import cache
 from importlib import resources
 from string import Template
 from urllib.parse import quote
+
+import orjson
 
 _JS_ESCAPES = {
     ord("<"): "\\u003c",
@@ -26,7 +27,7 @@ _JS_ESCAPES = {
 
 def js_literal(value: object) -> str:
     """A JavaScript literal of `value`, safe inside an inline <script>."""
-    return json.dumps(value, ensure_ascii=False).translate(_JS_ESCAPES)
+    return orjson.dumps(value).decode().translate(_JS_ESCAPES)
 
 
 def telegram_url(bot_username: str, token: str) -> str:

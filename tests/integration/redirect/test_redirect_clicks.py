@@ -19,7 +19,7 @@ FBP = "fb.1.1763800000000.1234567890.AQYBAAEA"
 
 
 def token_of(page: str) -> str:
-    return re.search(r'"token": "([0-9a-f]{32})"', page).group(1)
+    return re.search(r'"token":"([0-9a-f]{32})"', page).group(1)
 
 
 async def test_one_click_is_one_event_matching_the_request(redirect_settings, seed):
@@ -35,7 +35,7 @@ async def test_one_click_is_one_event_matching_the_request(redirect_settings, se
     assert response.status_code == 200
     token = token_of(response.text)
     assert f"https://t.me/{bot.username}?start={token}" in response.text
-    assert f'"eventId": "evt_{token}"' in response.text
+    assert f'"eventId":"evt_{token}"' in response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.cookies["_fbc"].endswith("." + FBCLID)
 

@@ -41,6 +41,7 @@ def test_js_literal_cannot_close_the_script():
     evil = "</script><script>alert(1)</script>\u2028&"
     text = js_literal({"v": evil})
     assert "</script" not in text and "<" not in text and "&" not in text
+    assert "\u2028" not in text
     assert json.loads(text) == {"v": evil}
 
 
