@@ -38,17 +38,52 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stack_pids() -> list[int]:
+    """Kafka, Redis and PostgreSQL (postmaster and backends) of the local stack, if it runs."""
+    run = Path(os.environ.get("GRIM_RUN_DIR", Path(__file__).resolve().parent.parent / ".run"))
+    pids = []
+    for pidfile in (run / "kafka" / "kafka.pid", run / "redis" / "redis.pid",
+                    run / "postgres" / "data" / "postmaster.pid"):
+        try:
+            pids.append(int(pidfile.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+    if pids:  # PostgreSQL's work happens in its backends, children of the postmaster
+        for proc in Path("/proc").iterdir():
+            try:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(stat[1]) == pids[-1]:
+                pids.append(int(proc.name))
+    return pids
+
+
+def _cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:  # a backend that ended meanwhile
+            continue
+    return total
+
+
 def run_wrk(url: str, seconds: int, connections: int, script: str | None = None,
             pid: int | None = None, headers: tuple[str, ...] = ()) -> dict:
-    """One wrk run against 127.0.0.1: req/s, p50/p99 in ms, non-2xx, CPU ms per request."""
+    """One wrk run against 127.0.0.1: req/s, p50/p99 in ms, non-2xx, CPU ms per request
+    of the server (`pid`) and of the local stack's Kafka, Redis and PostgreSQL."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for header in headers:
         cmd += ["-H", header]
     if script:
         cmd += ["-s", script]
+    stack = stack_pids()
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    stack_before = _cpu_of(stack)
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
+    stack_cpu = _cpu_of(stack) - stack_before
     total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {p: float(v) * _UNITS[u]
@@ -56,7 +91,8 @@ def run_wrk(url: str, seconds: int, connections: int, script: str | None = None,
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {"rps": rps, "p50": lat["50"], "p99": lat["99"],
             "errors": int(non2xx.group(1)) if non2xx else 0,
-            "cpu_ms": 1000 * cpu / total if total else 0.0}
+            "cpu_ms": 1000 * cpu / total if total else 0.0,
+            "stack_ms": 1000 * stack_cpu / total if total else 0.0}
 
 
 async def cleanup(database: str, namespace: str) -> None:
@@ -87,10 +123,11 @@ async def cleanup(database: str, namespace: str) -> None:
 
 def report(name: str, base: dict, candidate: dict, label: str) -> None:
     print(f"\n== {name}")
-    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu ms/req':>10}")
+    print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu ms/req':>10}"
+          f" {'stack ms/req':>12}")
     for row, r in (("baseline", base), (label, candidate)):
         print(f"{row:10} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:8d}"
-              f" {r['cpu_ms']:10.2f}")
+              f" {r['cpu_ms']:10.2f} {r['stack_ms']:12.2f}")
     if "pause_ms" in candidate:
         print(f"{'':10} (pauses calibrated per server: baseline {base['pause_ms']} ms,"
               f" {label} {candidate['pause_ms']} ms)")
