@@ -8,7 +8,9 @@ random pixel ids in the configured database, and removes them afterwards.
 Prints events/s delivered (Kafka -> dispatcher -> fake Graph -> ledger), HTTP
 requests per 1,000 events, and both as ratios: against the fake's ceiling
 (prebuilt 1,000-event requests posted straight to it, same run) and against
-peers that send one request per event.
+peers that send one request per event. Also the CPU per event of the dispatcher
+(this process) and of the fake Graph: on a shared machine they move much less
+than throughput does, and they show what the machine's cores are spent on.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import orjson
+import uvloop
 from grim_dispatcher.bootstrap import run
 from grim_dispatcher.hashing import build_user_data
 from grim_dispatcher.settings import DispatcherSettings
@@ -80,6 +84,16 @@ async def fake_ceiling(url: str, events: int, concurrency: int) -> float:
         return requests * 1000 / (time.perf_counter() - started)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of another process, from /proc (None where there is no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def main(args: argparse.Namespace) -> None:
     base = DispatcherSettings()
     namespace = f"bench{uuid.uuid4().hex[:6]}."
@@ -113,9 +127,11 @@ async def main(args: argparse.Namespace) -> None:
         await producer.start()
         try:
             publisher = EventPublisher(producer, namespace)
-            convs = [conversion(pixels[i % len(pixels)], i) for i in range(args.events)]
-            for start in range(0, len(convs), 5000):
-                await publisher.publish_many(convs[start:start + 5000])
+            # Built per slice and dropped: kept alive, every model would sit in this process's
+            # heap during the run and slow down the dispatcher's full garbage collections.
+            for start in range(0, args.events, 5000):
+                await publisher.publish_many([conversion(pixels[i % len(pixels)], i)
+                                              for i in range(start, min(start + 5000, args.events))])
         finally:
             await producer.stop()
 
@@ -124,6 +140,9 @@ async def main(args: argparse.Namespace) -> None:
             "dispatcher_concurrency": args.concurrency,
         })
         stop = asyncio.Event()
+        # CPU of this process while the dispatcher runs (the fake Graph is another process).
+        cpu_started = time.process_time()
+        fake_cpu_started = process_cpu_seconds(fake.pid)
         started = time.perf_counter()
         task = asyncio.create_task(run(settings, serve_http=False, stop=stop,
                                        handle_signals=False))
@@ -137,6 +156,8 @@ async def main(args: argparse.Namespace) -> None:
                 break
             await asyncio.sleep(0.05)
         finished = time.perf_counter()
+        cpu = time.process_time() - cpu_started
+        fake_cpu_now = process_cpu_seconds(fake.pid)
         elapsed = finished - started
         steady = (args.events - first_done) / max(1e-9, finished - (first_at or started))
         stop.set()
@@ -152,6 +173,13 @@ async def main(args: argparse.Namespace) -> None:
               f"(ratio to ceiling {rate / ceiling:.2f}; includes joining the group)")
         print(f"dispatcher, steady state:  {steady:12,.0f} events/s "
               f"(ratio to ceiling {steady / ceiling:.2f}; from the first ledger row)")
+        print(f"dispatcher CPU per event:  {cpu / args.events * 1e6:12.1f} us "
+              f"(whole run, startup included; the fake Graph, Kafka and Postgres are "
+              f"other processes)")
+        if fake_cpu_started is not None and fake_cpu_now is not None:
+            fake_cpu = (fake_cpu_now - fake_cpu_started) / args.events * 1e6
+            print(f"fake Graph CPU per event:  {fake_cpu:12.1f} us "
+                  f"(it shares this machine's cores with the dispatcher during the run)")
         print(f"HTTP requests / 1,000 ev:  {per_1000:12.2f} "
               f"(one per event would be 1,000: ratio {per_1000 / 1000:.4f})")
         print(f"accepted unique / total:   {stats['unique_events']} / {stats['accepted_events']}")
@@ -180,4 +208,5 @@ if __name__ == "__main__":
     parser.add_argument("--pixels", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4)
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    asyncio.run(main(parser.parse_args()))
+    # The event loop `grim dispatcher run` uses.
+    uvloop.run(main(parser.parse_args()))

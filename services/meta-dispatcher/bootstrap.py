@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -89,7 +90,8 @@ async def build(settings: DispatcherSettings) -> AsyncIterator[Worker]:
                     publisher=EventPublisher(producer, settings.namespace),
                 )
                 loop = DispatchLoop(
-                    consumer, dispatcher.handle, dispatcher.requeue, group=group,
+                    consumer, dispatcher.take_in, dispatcher.deliver, dispatcher.requeue,
+                    discard=dispatcher.discard, group=group,
                     retry_topic=settings.topic("capi-retry"),
                     fetch_max=settings.dispatcher_fetch_max,
                     linger_ms=settings.dispatcher_linger_ms,
@@ -119,9 +121,26 @@ async def _refresh_dlq_size(ledger: Ledger, every: float = 15.0) -> None:
         await asyncio.sleep(every)
 
 
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a worker that holds thousands of events.
+
+    A handled batch keeps ~20 objects per event alive for a few hundred ms, long
+    enough with the default thresholds (700, 10, 10) to be promoted to the oldest
+    generation and to trigger full collections that also walk every module object:
+    they took ~30% of the CPU under load. Objects alive at startup are frozen out
+    of collections, and young collections run every 50,000 allocations instead of
+    700 so a batch's objects mostly die before promotion. Reference counting
+    still frees everything acyclic at once; only cycles wait a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 async def run(settings: DispatcherSettings, *, serve_http: bool = True,
               stop: asyncio.Event | None = None, handle_signals: bool = True) -> None:
     """Run the worker until `stop` is set (or SIGTERM/SIGINT arrives, when handling signals)."""
+    tune_gc()
     stop = stop or asyncio.Event()
     if handle_signals:
         running = asyncio.get_running_loop()

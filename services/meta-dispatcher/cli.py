@@ -23,6 +23,8 @@ def run(
     no_http: bool = typer.Option(False, "--no-http", help="Do not serve the ops endpoints."),
 ) -> None:
     """Consume conversions and deliver them to Meta's Conversions API (until SIGTERM)."""
+    import uvloop
+
     from grim.logs import configure_logging
 
     from .bootstrap import run as run_worker
@@ -32,7 +34,8 @@ def run(
     if port is not None:
         settings = settings.model_copy(update={"dispatcher_port": port})
     configure_logging("dispatcher", settings.log_level)
-    asyncio.run(run_worker(settings, serve_http=not no_http))
+    # uvloop: ~10% less CPU per event than the default loop (socket writes, scheduling).
+    uvloop.run(run_worker(settings, serve_http=not no_http))
 
 
 @app.command("fake-graph")

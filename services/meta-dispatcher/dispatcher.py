@@ -17,22 +17,22 @@ from typing import TypeVar
 
 import orjson
 from aiokafka import ConsumerRecord
-from grim_schemas import decode, encode
+from grim_schemas import encode
 from grim_schemas.base import utcnow
 from grim_schemas.events import ConversionRequested
 
 from grim.config.pixels import PixelCredentials
-from grim.kafka import EventPublisher, decode_batch
+from grim.kafka import EventPublisher
 
 from . import dlq
 from .classify import Outcome, Verdict
 from .delivery import Deliverer, Item, Key, Report
 from .graph_client import GraphClient
+from .intake import Intake, drop_decided, read_batch
 from .ledger import Ledger
 from .metrics import (
     BATCH_SIZE,
     CLAMPED,
-    DEDUPLICATED,
     DLQ_SIZE,
     EVENTS_ACCEPTED,
     EVENTS_FAILED,
@@ -42,7 +42,7 @@ from .metrics import (
     RETRIES,
     SOURCE_FALLBACK,
 )
-from .payload import Refusal, build_event, chunks, order_for_sending
+from .payload import Refusal, TimeWindow, build_event, chunks, order_for_sending
 from .pixel_cache import PixelCache
 from .settings import DispatcherSettings
 
@@ -56,10 +56,6 @@ class Parked:
     reason: str
     kind: str
     outcome: Outcome | None = None
-
-
-def _decode_conversion(raw: bytes) -> ConversionRequested:
-    return decode(raw, ConversionRequested)
 
 
 class Dispatcher:
@@ -81,8 +77,8 @@ class Dispatcher:
         self.dlq_topic = settings.topic("capi-dlq")
         self.retry_topic = settings.topic("capi-retry")
         self._slots = asyncio.Semaphore(settings.dispatcher_concurrency)
-        self.in_flight_since: float | None = None
-        self._operator_retries: set[Key] = set()
+        self._since: dict[int, float] = {}
+        self._last_keys: frozenset[Key] = frozenset()
 
     async def requeue(self, records: list[ConsumerRecord]) -> None:
         """Move retry records that are not due yet to the tail of their partition."""
@@ -94,45 +90,46 @@ class Dispatcher:
         for fut in pending:
             await fut
 
-    async def handle(self, records: list[ConsumerRecord]) -> None:
-        decoded = await decode_batch(records, _decode_conversion, self.publisher, self.group)
-        attempts = {id(conv): dlq.read_headers(rec.headers)[1] for rec, conv in decoded}
-        self._operator_retries = {
-            (conv.pixel_id, conv.event_name, conv.event_id)
-            for rec, conv in decoded if dlq.is_operator_retry(rec.headers)
-        }
-        conversions = [conv for _, conv in decoded]
-        if not conversions:
-            return
-        self.in_flight_since = min(c.occurred_at for c in conversions).timestamp()
-        try:
-            await self._handle(conversions, attempts)
-        finally:
-            self.in_flight_since = None
+    @property
+    def in_flight_since(self) -> float | None:
+        """When the oldest conversion taken in but not yet decided was requested."""
+        return min(self._since.values(), default=None)
 
-    async def _handle(
-        self, conversions: list[ConversionRequested], attempts: dict[int, int]
-    ) -> None:
-        unique: dict[Key, ConversionRequested] = {}
-        for conv in conversions:
-            key = (conv.pixel_id, conv.event_name, conv.event_id)
-            if key in unique:
-                DEDUPLICATED.labels("batch").inc()
-                continue
-            unique[key] = conv
-        done = await self.ledger.accepted_among(unique)
-        if done:
-            DEDUPLICATED.labels("ledger").inc(len(done))
-        # A replay must not re-send what the operator has not released from the DLQ yet.
-        parked_before = await self.ledger.parked_among(
-            k for k in unique if k not in done and k not in self._operator_retries)
-        if parked_before:
-            DEDUPLICATED.labels("dlq").inc(len(parked_before))
-            done |= parked_before
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        """Take a batch in and deliver it (what the loop does, without the overlap)."""
+        intake = await self.take_in(records)
+        if intake is not None:
+            await self.deliver(intake)
+
+    async def take_in(self, records: list[ConsumerRecord]) -> Intake | None:
+        """Decode and deduplicate a batch; safe to run while the previous one is delivered."""
+        intake = await read_batch(records, self.ledger, self.publisher, self.group)
+        if intake is not None:
+            self._since[id(intake)] = intake.since
+        return intake
+
+    def discard(self, intake: Intake) -> None:
+        """Forget a batch taken in but dropped (it is fetched again after a failure)."""
+        self._since.pop(id(intake), None)
+
+    async def deliver(self, intake: Intake) -> None:
+        """Decide every pending conversion durably; the loop runs one delivery at a time."""
+        try:
+            # Keys also in the batch delivered just before were looked up before that batch
+            # wrote its outcome: look again, so a duplicate across batches is not sent twice.
+            overlap = intake.keys & self._last_keys
+            if overlap:
+                await drop_decided(intake, overlap, self.ledger)
+            await self._deliver(intake)
+            self._last_keys = intake.keys
+        finally:
+            self._since.pop(id(intake), None)
+
+    async def _deliver(self, intake: Intake) -> None:
+        attempts = intake.attempts
         by_pixel: dict[str, list[ConversionRequested]] = defaultdict(list)
-        for key, conv in unique.items():
-            if key not in done:
-                by_pixel[conv.pixel_id].append(conv)
+        for conv in intake.pending.values():
+            by_pixel[conv.pixel_id].append(conv)
 
         parked: list[Parked] = []
         work = []
@@ -166,19 +163,18 @@ class Dispatcher:
         attempts: dict[int, int],
         parked: list[Parked],
     ) -> list[Item]:
-        now = utcnow()
+        window = TimeWindow.at(
+            utcnow(),
+            future_skew=timedelta(seconds=self.settings.dispatcher_future_skew_seconds),
+            max_future=timedelta(seconds=self.settings.dispatcher_max_future_seconds),
+        )
+        enabled, source = creds.pixel.enabled_events, creds.pixel.action_source
         items = []
         for conv in convs:
-            if conv.event_name not in creds.pixel.enabled_events:
+            if conv.event_name not in enabled:
                 EVENTS_SKIPPED.labels(pixel_id, conv.event_name).inc()
                 continue
-            built = build_event(
-                conv,
-                pixel_source=creds.pixel.action_source,
-                now=now,
-                future_skew=timedelta(seconds=self.settings.dispatcher_future_skew_seconds),
-                max_future=timedelta(seconds=self.settings.dispatcher_max_future_seconds),
-            )
+            built = build_event(conv, pixel_source=source, window=window)
             if isinstance(built, Refusal):
                 parked.append(Parked(conv, built.reason, built.kind))
                 continue
@@ -208,11 +204,9 @@ class Dispatcher:
                 if outcome.verdict is Verdict.ACCEPTED:
                     # Recorded before the slot is released: a crash re-sends at most the
                     # requests in flight (Meta drops them as duplicates by event_id).
-                    await self.ledger.record([
-                        ((pixel_id, e["event_name"], e["event_id"]),
-                         outcome.events_received or 0, outcome.fbtrace_id)
-                        for e in events
-                    ])
+                    await self.ledger.record(
+                        pixel_id, [(e["event_name"], e["event_id"]) for e in events],
+                        outcome.events_received or 0, outcome.fbtrace_id)
                 return outcome
 
         deliverer = Deliverer(

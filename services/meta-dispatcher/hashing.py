@@ -123,7 +123,10 @@ def build_user_data(user: ConversionUserData) -> dict[str, str]:
         if value:
             out[field] = value
     for field in HASHED_FIELDS:
-        hashed = normalize_and_hash(field, getattr(user, field))
-        if hashed:
-            out[field] = hashed
+        value = getattr(user, field)
+        # Most fields are absent: skip the cache lookup for them.
+        if value:
+            hashed = normalize_and_hash(field, value)
+            if hashed:
+                out[field] = hashed
     return out

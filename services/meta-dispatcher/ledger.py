@@ -11,52 +11,64 @@ from .delivery import Key
 
 
 class Ledger:
+    """Needs a pool from `grim.db.create_pool`: its orjson codec encodes json parameters."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def accepted_among(self, keys: Iterable[Key]) -> set[Key]:
+    async def known_among(self, keys: Iterable[Key]) -> tuple[set[Key], set[Key]]:
+        """(keys Meta accepted, keys dead-lettered and not yet released by the operator).
+
+        One round trip for both lookups. The keys travel as one JSON array (the pool's
+        orjson codec encodes it): asyncpg spends ~10x more CPU encoding three text[]
+        arrays element by element, and this runs for every fetched batch.
+        """
         keys = list(keys)
         if not keys:
-            return set()
+            return set(), set()
         rows = await self.pool.fetch(
             """
-            SELECT l.pixel_id, l.event_name, l.event_id
-            FROM unnest($1::text[], $2::text[], $3::text[]) AS k(pixel_id, event_name, event_id)
-            JOIN dispatcher.ledger l USING (pixel_id, event_name, event_id)
+            SELECT k.i
+                 , l.pixel_id IS NOT NULL AS accepted
+            FROM json_array_elements($1::json) WITH ORDINALITY AS e(key, i)
+            CROSS JOIN LATERAL (SELECT e.key->>0 AS pixel_id, e.key->>1 AS event_name,
+                                       e.key->>2 AS event_id, e.i AS i) AS k
+            LEFT JOIN dispatcher.ledger l
+                 ON (l.pixel_id, l.event_name, l.event_id)
+                  = (k.pixel_id, k.event_name, k.event_id)
+            -- EXISTS: a primary-key probe per key, whatever the size of the DLQ.
+            WHERE l.pixel_id IS NOT NULL
+               OR EXISTS (SELECT 1 FROM dispatcher.dead_letters d
+                          WHERE (d.pixel_id, d.event_name, d.event_id)
+                              = (k.pixel_id, k.event_name, k.event_id)
+                            AND d.retried_at IS NULL)
             """,
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+            keys,
         )
-        return {(r["pixel_id"], r["event_name"], r["event_id"]) for r in rows}
+        accepted: set[Key] = set()
+        parked: set[Key] = set()
+        for r in rows:
+            (accepted if r["accepted"] else parked).add(keys[r["i"] - 1])
+        return accepted, parked
 
-    async def parked_among(self, keys: Iterable[Key]) -> set[Key]:
-        """Keys dead-lettered and not yet released by the operator."""
-        keys = list(keys)
-        if not keys:
-            return set()
-        rows = await self.pool.fetch(
-            """
-            SELECT d.pixel_id, d.event_name, d.event_id
-            FROM unnest($1::text[], $2::text[], $3::text[]) AS k(pixel_id, event_name, event_id)
-            JOIN dispatcher.dead_letters d USING (pixel_id, event_name, event_id)
-            WHERE d.retried_at IS NULL
-            """,
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-        )
-        return {(r["pixel_id"], r["event_name"], r["event_id"]) for r in rows}
+    async def record(self, pixel_id: str, events: list[tuple[str, str]], events_received: int,
+                     fbtrace_id: str | None) -> None:
+        """Record one accepted request's (event_name, event_id) pairs; replays change nothing.
 
-    async def record(self, rows: list[tuple[Key, int, str | None]]) -> None:
-        """Record accepted events (key, events_received, fbtrace_id); replays change nothing."""
-        if not rows:
+        The pixel, Meta's count and trace id are the same for the whole request, so
+        they travel once; the pairs travel as one JSON array (see `known_among`).
+        """
+        if not events:
             return
         await self.pool.execute(
             """
             INSERT INTO dispatcher.ledger (pixel_id, event_name, event_id, events_received,
                                            fbtrace_id)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[])
+            SELECT $1, e.pair->>0, e.pair->>1, $3, $4
+            FROM json_array_elements($2::json) AS e(pair)
             ON CONFLICT DO NOTHING
             """,
-            [r[0][0] for r in rows], [r[0][1] for r in rows], [r[0][2] for r in rows],
-            [r[1] for r in rows], [r[2] for r in rows],
+            pixel_id, events, events_received, fbtrace_id,
         )
 
     async def park(self, entries: list[dict[str, Any]]) -> None:

@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import orjson
@@ -38,13 +40,34 @@ def partition_due(records: list[ConsumerRecord], now_ms: int) -> tuple[list[Cons
     return due, waiting
 
 
+@dataclass
+class _Batch:
+    fetched: Batches
+    due: list[ConsumerRecord]
+    moved: list[ConsumerRecord]
+    offsets: dict[TopicPartition, int]
+    taken: Any = None
+
+
 class DispatchLoop:
+    """Fetch and take in batch N+1 while batch N is delivered; commit strictly in order.
+
+    Taking a batch in (decoding, looking keys up) is CPU work whose only effect is
+    dead-lettering undecodable records; delivering it is mostly waiting for Graph
+    and Postgres: overlapping the two keeps both busy. Only one batch is delivered
+    at a time, and a batch's offsets are committed after its delivery and after the
+    previous batch's commit. `discard` is told about a batch taken in but dropped
+    because the delivery before it failed (both are fetched again).
+    """
+
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
-        handler: Callable[[list[ConsumerRecord]], Awaitable[None]],
+        take_in: Callable[[list[ConsumerRecord]], Awaitable[Any]],
+        deliver: Callable[[Any], Awaitable[None]],
         requeue: Callable[[list[ConsumerRecord]], Awaitable[None]],
         *,
+        discard: Callable[[Any], None] = lambda taken: None,
         group: str,
         retry_topic: str,
         fetch_max: int = 5000,
@@ -53,7 +76,9 @@ class DispatchLoop:
         recheck_ms: int = 5000,
     ) -> None:
         self.consumer = consumer
-        self.handler = handler
+        self.take_in = take_in
+        self.deliver = deliver
+        self.discard = discard
         self.requeue = requeue
         self.recheck_ms = recheck_ms
         self.group = group
@@ -70,31 +95,73 @@ class DispatchLoop:
 
     async def run(self) -> None:
         failures = 0
-        while not self._stopping.is_set():
-            self._resume_due()
-            fetched = await self._fetch()
-            due, moved, offsets = self._hold_back(fetched)
-            if due or moved:
+        delivering: tuple[_Batch, asyncio.Task[None]] | None = None
+        try:
+            while not self._stopping.is_set():
+                self._resume_due()
+                # While a batch is out, do not sit on an idle topic before committing it.
+                fetched = await self._fetch(timeout_ms=50 if delivering else 500)
+                due, moved, offsets = self._hold_back(fetched)
+                batch = _Batch(fetched, due, moved, offsets) if due or moved else None
+                previous = None
                 try:
-                    if due:
-                        await self.handler(due)
-                    if moved:
-                        await self.requeue(moved)
+                    if batch is not None and due:
+                        batch.taken = await self.take_in(due)
+                    if delivering is not None:
+                        previous, task = delivering
+                        delivering = None
+                        await task
+                        await self._commit(previous.offsets, previous.fetched)
+                        failures = 0
                 except RETRYABLE as exc:
+                    # Both batches are fetched again from their first records; what the
+                    # failed one made durable is skipped then as already decided.
+                    self._rewind(previous, batch)
+                    if batch is not None and batch.taken is not None:
+                        self.discard(batch.taken)
                     failures += 1
                     delay = min(self.backoff_max, 0.2 * 2**failures)
                     log.warning("batch failed (%s: %s); retrying in %.1fs",
                                 type(exc).__name__, exc, delay)
-                    for tp in offsets:
-                        self.consumer.seek(tp, fetched[tp][0].offset)
                     await asyncio.sleep(delay)
                     continue
-                failures = 0
-                await self._commit(offsets, fetched)
-            await self._update_lag()
+                if batch is not None:
+                    delivering = (batch, asyncio.create_task(self._deliver(batch)))
+                await self._update_lag()
+            if delivering is not None:
+                batch, task = delivering
+                try:
+                    await task
+                except RETRYABLE as exc:
+                    log.warning("last batch failed (%s: %s); it will be fetched again",
+                                type(exc).__name__, exc)
+                else:
+                    await self._commit(batch.offsets, batch.fetched)
+        finally:
+            if delivering is not None and not delivering[1].done():
+                delivering[1].cancel()
+                await asyncio.gather(delivering[1], return_exceptions=True)
 
-    async def _fetch(self) -> Batches:
-        batches: Batches = await self.consumer.getmany(timeout_ms=500, max_records=self.fetch_max)
+    async def _deliver(self, batch: _Batch) -> None:
+        if batch.taken is not None:
+            await self.deliver(batch.taken)
+        if batch.moved:
+            await self.requeue(batch.moved)
+
+    def _rewind(self, *batches: _Batch | None) -> None:
+        """Seek back to the first record of each batch's handled partitions, oldest first."""
+        seen: set[TopicPartition] = set()
+        for batch in batches:
+            if batch is None:
+                continue
+            for tp in batch.offsets:
+                if tp not in seen:
+                    seen.add(tp)
+                    self.consumer.seek(tp, batch.fetched[tp][0].offset)
+
+    async def _fetch(self, timeout_ms: int = 500) -> Batches:
+        batches: Batches = await self.consumer.getmany(timeout_ms=timeout_ms,
+                                                       max_records=self.fetch_max)
         count = sum(len(r) for r in batches.values())
         deadline = time.monotonic() + self.linger_ms / 1000
         while 0 < count < self.fetch_max and not self._stopping.is_set():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from grim_schemas.events import ConversionRequested
 
@@ -24,27 +24,54 @@ FALLBACK_DEFAULT = "chat"
 
 @dataclass(frozen=True)
 class Refusal:
-    kind: str  # bounded label: too_old, future, missing_value
+    kind: str  # bounded label: too_old, future, no_timezone, missing_value
     reason: str
 
 
-@dataclass(frozen=True)
-class Built:
+class Built(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is built per event, and a frozen
+    # dataclass's __init__ (object.__setattr__ per field) costs several times more.
     event: dict[str, Any]
     clamped: bool = False
     fallback_source: bool = False
 
 
-def check_time(
-    event_time: datetime, now: datetime, *, future_skew: timedelta, max_future: timedelta
-) -> tuple[int | Refusal, bool]:
+@dataclass(frozen=True)
+class TimeWindow:
+    """The event_time bounds of one pass, as POSIX seconds, computed once per pass.
+
+    Comparing floats instead of aware datetimes matters: a decoded event_time
+    carries pydantic's tzinfo, so each datetime comparison calls utcoffset() on
+    both sides. Timestamps of whole microseconds compare exactly like the instants.
+    """
+
+    now: float
+    oldest: float
+    skew_limit: float
+    latest: float
+
+    @classmethod
+    def at(cls, now: datetime, *, future_skew: timedelta = timedelta(seconds=60),
+           max_future: timedelta = timedelta(hours=1)) -> TimeWindow:
+        return cls(now.timestamp(), (now - MAX_AGE + AGE_MARGIN).timestamp(),
+                   (now + future_skew).timestamp(), (now + max_future).timestamp())
+
+
+def check_time(event_time: datetime, window: TimeWindow) -> tuple[int | Refusal, bool]:
     """event_time in seconds, clamped to now when slightly in the future; or a refusal."""
-    if event_time < now - MAX_AGE + AGE_MARGIN:
+    if event_time.tzinfo is None:
+        # The contract does not force an offset on event_time; guessing one would shift
+        # the event by hours, so the producer has to fix it.
+        return Refusal("no_timezone", "event_time has no UTC offset"), False
+    seconds = event_time.timestamp()
+    if seconds < window.oldest:
         return Refusal("too_old", "too old: event_time is more than 7 days ago"), False
-    if event_time > now + max_future:
+    if seconds > window.latest:
         return Refusal("future", f"event_time {event_time.isoformat()} is in the future"), False
+    if seconds <= window.now:
+        return int(seconds), False
     # Any future instant is sent as now; only a jump beyond the skew counts as clamped.
-    return int(min(event_time, now).timestamp()), event_time > now + future_skew
+    return int(window.now), seconds > window.skew_limit
 
 
 def action_source_for(conv: ConversionRequested, pixel_source: str, user: dict[str, str]) -> \
@@ -56,22 +83,14 @@ def action_source_for(conv: ConversionRequested, pixel_source: str, user: dict[s
     return source, False
 
 
-def build_event(
-    conv: ConversionRequested,
-    *,
-    pixel_source: str,
-    now: datetime,
-    future_skew: timedelta = timedelta(seconds=60),
-    max_future: timedelta = timedelta(hours=1),
-) -> Built | Refusal:
-    seconds, clamped = check_time(
-        conv.event_time, now, future_skew=future_skew, max_future=max_future
-    )
+def build_event(conv: ConversionRequested, *, pixel_source: str, window: TimeWindow) -> \
+        Built | Refusal:
+    seconds, clamped = check_time(conv.event_time, window)
     if isinstance(seconds, Refusal):
         return seconds
     custom = {k: v for k, v in conv.custom_data.items() if v is not None}
     if conv.event_name == "Purchase" and (
-        not isinstance(custom.get("value"), int | float) or not custom.get("currency")
+        not isinstance(custom.get("value"), (int, float)) or not custom.get("currency")
     ):
         return Refusal("missing_value", "Purchase without value and currency")
     user = build_user_data(conv.user_data)
@@ -87,7 +106,7 @@ def build_event(
         event["event_source_url"] = conv.event_source_url
     if custom:
         event["custom_data"] = custom
-    return Built(event, clamped=clamped, fallback_source=fallback)
+    return Built(event, clamped, fallback)
 
 
 def order_for_sending(items: list[Any], name_of) -> list[Any]:  # type: ignore[no-untyped-def]

@@ -22,15 +22,15 @@ class Ledger:
         self.rows = {k: 1 for k in accepted}
         self.parked: list[dict] = []
 
-    async def accepted_among(self, keys):  # type: ignore[no-untyped-def]
-        return {k for k in keys if k in self.rows}
+    async def known_among(self, keys):  # type: ignore[no-untyped-def]
+        keys = list(keys)
+        pending = {(e["pixel_id"], e["event_name"], e["event_id"]) for e in self.parked}
+        accepted = {k for k in keys if k in self.rows}
+        return accepted, {k for k in keys if k in pending and k not in accepted}
 
-    async def parked_among(self, keys):  # type: ignore[no-untyped-def]
-        return set()
-
-    async def record(self, rows):  # type: ignore[no-untyped-def]
-        for key, *_ in rows:
-            self.rows[key] = 1
+    async def record(self, pixel_id, events, events_received, fbtrace_id):  # type: ignore[no-untyped-def]
+        for name, event_id in events:
+            self.rows[(pixel_id, name, event_id)] = events_received
 
     async def park(self, entries):  # type: ignore[no-untyped-def]
         self.parked += entries
@@ -123,3 +123,27 @@ async def test_flagged_and_unknown_pixels_are_parked_without_a_request() -> None
     assert [t for t, _ in producer.sent] == [d.dlq_topic] * 2
     assert {orjson.loads(v)["event_id"] for _, v in producer.sent} == {"Purchase_1",
                                                                        "Purchase_2"}
+
+
+async def test_a_key_in_two_overlapping_batches_is_sent_once() -> None:
+    ledger, graph, producer = Ledger(), Graph(), Producer()
+    d = dispatcher(ledger, Pixels(p1=creds("1")), graph, producer)
+    first = await d.take_in([record(conv("1", "Purchase", 1), 0)])
+    # Taken in while the first batch is still out: the ledger does not know the key yet.
+    second = await d.take_in([record(conv("1", "Purchase", 1), 1),
+                              record(conv("1", "Purchase", 2), 2)])
+    assert first is not None and second is not None and len(second.pending) == 2
+    assert d.in_flight_since is not None
+    await d.deliver(first)
+    await d.deliver(second)
+    assert [[e["event_id"] for e in events] for _, _, events, _ in graph.calls] == [
+        ["Purchase_1"], ["Purchase_2"]]
+    assert d.in_flight_since is None
+
+
+async def test_a_dropped_batch_no_longer_counts_as_in_flight() -> None:
+    d = dispatcher(Ledger(), Pixels(p1=creds("1")), Graph(), Producer())
+    taken = await d.take_in([record(conv("1", "Purchase", 1), 0)])
+    assert taken is not None and d.in_flight_since is not None
+    d.discard(taken)
+    assert d.in_flight_since is None
