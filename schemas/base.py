@@ -7,6 +7,7 @@ consumer keeps working when a newer producer adds a field.
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -29,10 +30,23 @@ def utcnow() -> datetime:
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
 
 
+_RANDOM = threading.local()  # per thread: two threads must never take the same bytes
+# A forked child must not reuse the parent's unused bytes (same ids in both processes).
+os.register_at_fork(after_in_child=lambda: _RANDOM.__dict__.clear())
+
+
 def new_event_id() -> str:
     """A random UUID (version 4) as 32 lowercase hex digits; also the tracking token's form."""
-    # uuid.uuid4().hex, without building a UUID object (a third of the cost, per event).
-    raw = bytearray(os.urandom(16))
+    # uuid.uuid4().hex without a UUID object or a getrandom() call per id (several per
+    # request): the bytes come from os.urandom 4 KiB at a time.
+    pool = _RANDOM.__dict__
+    buffer: bytes = pool.get("buffer", b"")
+    at: int = pool.get("at", 0)
+    if at + 16 > len(buffer):
+        buffer, at = os.urandom(4096), 0
+        pool["buffer"] = buffer
+    pool["at"] = at + 16
+    raw = bytearray(buffer[at:at + 16])
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()

@@ -10,7 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import URL, Headers
+from starlette.datastructures import URL
 from starlette.types import Scope
 
 from grim.checks import postgres_check, redis_check
@@ -119,17 +119,17 @@ async def serve_click(rt: bootstrap.Runtime, settings: RedirectSettings, scope: 
                       slug: str) -> Response:
     """The /go answer for an ASGI request scope: capture, record, page or redirect."""
     started = time.perf_counter()
-    headers = Headers(scope=scope)
+    headers = _first_values(scope, _CLICK_HEADERS)
     url = URL(scope=scope)
     peer = scope["client"][0] if scope.get("client") else None
     click = ClickRequest(
         slug=slug,
         raw_query=scope.get("query_string", b"").decode("latin-1"),
         landing_url=str(url),
-        cookie_header=headers.get("cookie"),
-        user_agent=headers.get("user-agent"),
-        referer=headers.get("referer"),
-        client_ip=client_ip(peer, headers.get("x-forwarded-for"), settings.trusted_networks),
+        cookie_header=headers[b"cookie"],
+        user_agent=headers[b"user-agent"],
+        referer=headers[b"referer"],
+        client_ip=client_ip(peer, headers[b"x-forwarded-for"], settings.trusted_networks),
     )
     result = await rt.clicks.handle(click)
     response: Response
@@ -147,6 +147,18 @@ async def serve_click(rt: bootstrap.Runtime, settings: RedirectSettings, scope: 
     REQUESTS.labels(result.outcome).inc()
     CLICK_LATENCY.observe(time.perf_counter() - started)
     return response
+
+
+_CLICK_HEADERS = (b"cookie", b"user-agent", b"referer", b"x-forwarded-for")
+
+
+def _first_values(scope: Scope, names: tuple[bytes, ...]) -> dict[bytes, str | None]:
+    """Each named header's first value (as Request.headers.get gives it), in one pass."""
+    found: dict[bytes, str | None] = dict.fromkeys(names)
+    for name, value in scope["headers"]:  # ASGI header names are lower-case
+        if name in found and found[name] is None:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 def app_factory() -> FastAPI:
