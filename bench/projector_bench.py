@@ -9,6 +9,9 @@ Prints, from one run:
   - join: stage events/s from the topics into the Postgres projection and the
     conversions topic by one `grim projector run` worker (from its first committed
     offset to the last fact projected, so process start-up is not counted);
+  - the worker's CPU time per event (steadier than wall clock on a shared machine);
+  - a Faust agent that does nothing, on the same topics (the floor Faust's per-record
+    path puts under the join: the join moves each stage fact through Faust twice);
   - the same handlers in memory, without Faust, Kafka or Postgres (CPU ceiling);
   - their ratio, and the bytes of table state per active token (latest value of
     every key in both changelogs, divided by the number of tokens).
@@ -82,6 +85,59 @@ async def raw_consume(settings: ProjectorSettings, topics: list[str], expect: in
         await consumer.stop()
 
 
+def faust_floor_worker(bootstrap: str, app_id: str, expect: int, topics: list[str],
+                       batch: int, within: float) -> None:
+    """A Faust agent that does nothing with the records (run in its own process): what
+    Faust's per-record path costs alone, configured like the projector's agents."""
+    import faust
+    import mode.loop
+
+    mode.loop.use("uvloop")  # as the worker does (grim_projector.bootstrap.run_worker)
+    # The app id starts with the run's namespace: the topics Faust creates for it (its
+    # assignor's) are removed with the run's.
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}",
+                    store="memory://", web_enabled=False, autodiscover=False,
+                    consumer_auto_offset_reset="earliest", stream_buffer_maxsize=8192,
+                    broker_commit_every=1000, logging_config=None)
+    seen = {"n": 0, "wall": 0.0, "cpu": 0.0}
+
+    @app.agent(app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw"), concurrency=1)
+    async def count_records(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(batch, within=within):
+            if not seen["n"]:
+                seen["wall"], seen["cpu"] = time.perf_counter(), time.process_time()
+            seen["n"] += len(events)
+            if seen["n"] >= expect:
+                wall = time.perf_counter() - seen["wall"]
+                cpu = time.process_time() - seen["cpu"]
+                print(f"{seen['n'] / wall} {cpu / seen['n'] * 1e6}", flush=True)
+                os._exit(0)  # measured: no need for Faust's orderly shutdown
+
+    del count_records
+    worker = faust.Worker(app, loglevel="error", quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+async def faust_floor(settings: ProjectorSettings, topics: list[str],
+                      expect: int) -> tuple[float, float]:
+    """(records/s, CPU us per record) of the do-nothing Faust agent on the same topics."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--faust-floor", settings.kafka_bootstrap,
+        f"{settings.namespace}bench-floor", str(expect),
+        str(settings.projector_batch_size), str(settings.projector_batch_within_s), *topics,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    rate, cpu_us = out.decode().split()
+    return float(rate), float(cpu_us)
+
+
 async def changelog_bytes(settings: ProjectorSettings) -> tuple[int, int]:
     """(bytes of the latest value of every key, number of keys) over both tables."""
     topics = [f"{settings.app_id()}-{t}-changelog" for t in ("bot_user_to_facts",
@@ -104,6 +160,13 @@ async def changelog_bytes(settings: ProjectorSettings) -> tuple[int, int]:
     return sum(latest.values()), len(latest)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): the machine is shared,
+    so CPU per event is steadier than wall-clock throughput."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _batch_metrics(port: int) -> str:
     """Batch count and time per step, from the worker's /metrics (where the time goes)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -111,6 +174,7 @@ async def _batch_metrics(port: int) -> str:
     body = (await reader.read()).decode()
     writer.close()
     keep = ("grim_projector_batch_seconds_count", "grim_projector_batch_seconds_sum",
+            "grim_projector_attributions_total",
             "grim_projector_projection_write_seconds_sum",
             "grim_projector_projection_write_seconds_count")
     return "\n".join(line for line in body.splitlines() if line.startswith(keep))
@@ -143,23 +207,30 @@ async def main(funnels: int) -> None:
             await producer.stop()
         sources = [settings.topic(s) for s in (*BOT_USER_STAGES, *TOKEN_STAGES)]
         raw_rate = await raw_consume(settings, sources, len(events))
+        floor_rate, floor_cpu_us = await faust_floor(settings, sources, len(events))
         pure_rate = await handlers_only(events)
 
         port = _free_port()
         env = worker_env(settings.model_copy(update={"projector_port": port}))
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from grim.cli.main import main; main()", "projector", "run",
-            "--loglevel", "warning", env=env, stdout=open(Path(data_dir) / "worker.log", "wb"),
-            stderr=asyncio.subprocess.STDOUT)
+        log_fd = os.open(Path(data_dir) / "worker.log", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:  # the worker keeps its own copy of the descriptor
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from grim.cli.main import main; main()", "projector",
+                "run", "--loglevel", "warning", env=env, stdout=log_fd,
+                stderr=asyncio.subprocess.STDOUT)
+        finally:
+            os.close(log_fd)
         pool = await create_pool(settings.database_url, max_size=1)
         async with Watcher(settings) as watcher:
             first = None
+            cpu_first = 0.0
             while True:
                 if proc.returncode is not None:
                     raise RuntimeError(f"worker exited; see {data_dir}/worker.log")
                 committed = await watcher.committed()
                 if first is None and any(committed.values()):
                     first = time.perf_counter()
+                    cpu_first = _cpu_seconds(proc.pid)
                 paid = await pool.fetchval(
                     "SELECT count(*) FROM projector.conversions WHERE event_name = 'Purchase'")
                 facts = await pool.fetchval("SELECT count(*) FROM projector.facts")
@@ -169,8 +240,13 @@ async def main(funnels: int) -> None:
                     break
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - (first or time.perf_counter())
+            worker_cpu = _cpu_seconds(proc.pid) - cpu_first
         await pool.close()
-        print(await _batch_metrics(port))
+        batch_metrics = await _batch_metrics(port)
+        print(batch_metrics)
+        # Every stage fact crosses Faust twice: as itself, then as its StageAttributed.
+        hops = len(events) + sum(float(line.rsplit(" ", 1)[1]) for line in batch_metrics
+                                 .splitlines() if line.startswith("grim_projector_attributions"))
         join_rate = len(events) / max(elapsed, 1e-6)
         state_bytes, keys = await changelog_bytes(settings)
         tokens = len(expected.tokens)
@@ -178,6 +254,11 @@ async def main(funnels: int) -> None:
         print(f"raw aiokafka consume: {raw_rate:,.0f} records/s")
         print(f"projector join:       {join_rate:,.0f} events/s "
               f"(ratio {join_rate / raw_rate:.3f} to raw)")
+        print(f"worker CPU:           {worker_cpu / len(events) * 1e6:,.0f} us per event "
+              f"(ceiling {len(events) / max(worker_cpu, 1e-6):,.0f} events/s on one free core)")
+        print(f"bare Faust agent:     {floor_rate:,.0f} records/s, {floor_cpu_us:,.0f} us CPU per "
+              f"record; the join moves {hops / len(events):.2f} records per event through Faust "
+              f"= {floor_cpu_us * hops / len(events):,.0f} us per event before any work")
         print(f"handlers alone:       {pure_rate:,.0f} events/s (no Faust/Kafka/Postgres)")
         print(f"table state: {state_bytes:,} bytes in {keys} keys = "
               f"{state_bytes / max(tokens, 1):,.0f} bytes per active token")
@@ -203,6 +284,9 @@ async def main(funnels: int) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--faust-floor"]:
+        boot, app_id, expect, batch, within, *topics = sys.argv[2:]
+        faust_floor_worker(boot, app_id, int(expect), topics, int(batch), float(within))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--funnels", type=int, default=4000)
     os.environ.setdefault("PYTHONPATH", str(ROOT))

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from grim_schemas import ConversionRequested
+import orjson
 
 from .bot_users import PAYMENT_STAGES, TOKEN
-from .conversions import STAGE_EVENTS, conversion_id, page_view, stage_conversion
+from .conversions import STAGE_EVENTS, Conversion, conversion_id, page_view, stage_conversion
 from .timeutil import iso_to_ms
 
 State = dict[str, Any]
@@ -39,8 +39,15 @@ class Effects:
     cookie_rows: list[dict[str, Any]] = field(default_factory=list)
     fact_rows: list[dict[str, Any]] = field(default_factory=list)
     payment_rows: list[dict[str, Any]] = field(default_factory=list)
-    conversions: list[ConversionRequested] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
     dropped_waiting: int = 0
+    _payloads: list[bytes] | None = field(default=None, repr=False, compare=False)
+
+    def payloads(self) -> list[bytes]:
+        """The conversions as JSON records, encoded once for both Postgres and Kafka."""
+        if self._payloads is None or len(self._payloads) != len(self.conversions):
+            self._payloads = [orjson.dumps(c) for c in self.conversions]
+        return self._payloads
 
     def extend(self, other: Effects) -> None:
         self.token_rows += other.token_rows
@@ -137,20 +144,22 @@ def _sendable(click: dict[str, Any]) -> bool:
     return bool(click.get("pixel_id")) and not click.get("is_crawler")
 
 
-def _emit(state: State, fx: Effects, conv: ConversionRequested) -> None:
-    if conv.event_id not in state["emitted"]:
-        state["emitted"].append(conv.event_id)
+def _emit(state: State, fx: Effects, conv: Conversion) -> None:
+    if conv["event_id"] not in state["emitted"]:
+        state["emitted"].append(conv["event_id"])
         fx.conversions.append(conv)
 
 
 def _stage_conv(item: dict[str, Any], click: dict[str, Any], cookies: dict[str, Any] | None,
-                ctx: Context) -> ConversionRequested:
+                ctx: Context) -> Conversion:
     return stage_conversion(item["stage"], item["fact"], item["at_ms"], click, cookies,
                             rule_version=ctx.rule_version,
                             projection_version=ctx.projection_version)
 
 
 def _drop_stale(state: State, ctx: Context) -> int:
+    if not state["waiting"]:
+        return 0
     stale = [k for k, v in state["waiting"].items()
              if ctx.now_ms - v["seen_ms"] >= ctx.wait_timeout_ms]
     for k in stale:

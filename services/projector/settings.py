@@ -35,8 +35,12 @@ class ProjectorSettings(GrimSettings):
     projector_session_timeout_s: float = Field(
         default=10.0, gt=0, description="Kafka group session timeout: how fast a dead worker's "
         "partitions move to another")
-    projector_batch_size: int = Field(default=1000, ge=1)
-    projector_batch_within_s: float = Field(default=0.2, gt=0)
+    # Every batch pays fixed round trips (Postgres, produce acks, changelog flush) and
+    # writes each touched key once: bigger batches amortise both. Faust hands records
+    # over one by one (a few thousand a second), so under load `within` usually ends a
+    # batch; when traffic is light it is the latency a batch may add.
+    projector_batch_size: int = Field(default=4000, ge=1)
+    projector_batch_within_s: float = Field(default=0.5, gt=0)
 
     @property
     def is_live(self) -> bool:

@@ -64,7 +64,7 @@ class MemoryProjection:
                 elif v is not None:
                     cur[k] = v
         for conv in fx.conversions:
-            self.conversions.setdefault(conv.event_id, conv)
+            self.conversions.setdefault(conv["event_id"], conv)
 
     def summary(self) -> dict[str, Any]:
         """Everything but decision times (those differ between runs by design)."""
@@ -73,7 +73,8 @@ class MemoryProjection:
             "payments": {k: {c: v[c] for c in sorted(v) if c != "decided_at"}
                          for k, v in self.payments.items()},
             "tokens": self.tokens,
-            "conversions": sorted((c.event_name, c.event_id) for c in self.conversions.values()),
+            "conversions": sorted((c["event_name"], c["event_id"])
+                                  for c in self.conversions.values()),
         }
 
 
@@ -87,6 +88,7 @@ class Simulation:
         self.handlers = ProjectorHandlers(self.settings, self.tables, rule_for(rule_version),
                                           self._projection, self._send)
         self.attributed_queue: list[Message] = []
+        self._attributed_topic = self.settings.attributed_topic()
 
     async def _projection(self) -> MemoryProjection:
         return self.projection
@@ -94,7 +96,7 @@ class Simulation:
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         message = Message(topic, key, value)
         self.sent.append(message)
-        if topic == self.settings.attributed_topic():
+        if topic == self._attributed_topic:
             self.attributed_queue.append(message)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_result(None)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
-from grim_projector import journeys
+from grim_projector import bot_users, journeys
 from grim_projector.conversions import reais
-from grim_schemas import StageAttributed
+from grim_schemas import ConversionRequested, StageAttributed, encode
 from grim_schemas.events import ClickCookiesReported, ClickRecorded, Payer, PaymentConfirmed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,11 +22,18 @@ TOKEN = "d" * 32
 CTX = journeys.Context(rule_version=1, projection_version="v", now_ms=0, wait_timeout_ms=1000)
 
 
+def _model(conv: dict) -> ConversionRequested:
+    """The conversion as the dispatcher reads it; its dict must be the model's own dump."""
+    model = ConversionRequested.model_validate(conv)
+    assert orjson.loads(encode(model)) == conv
+    return model
+
+
 def _click(**kw) -> dict:
-    data = dict(producer="r", occurred_at=T0, tracking_token=TOKEN,
-                pageview_event_id=f"evt_{TOKEN}", pool_id=1, pool_slug="p", bot_id=1,
-                bot_username="b", pixel_id=PIXEL, fbc="fb.1.1.abc", fbp="fb.1.1.xyz",
-                client_ip="198.51.100.1", user_agent="UA/1", landing_url="https://l/go/p")
+    data = {"producer": "r", "occurred_at": T0, "tracking_token": TOKEN,
+            "pageview_event_id": f"evt_{TOKEN}", "pool_id": 1, "pool_slug": "p", "bot_id": 1,
+            "bot_username": "b", "pixel_id": PIXEL, "fbc": "fb.1.1.abc", "fbp": "fb.1.1.xyz",
+            "client_ip": "198.51.100.1", "user_agent": "UA/1", "landing_url": "https://l/go/p"}
     data.update(kw)
     return ClickRecorded(**data).model_dump(mode="json")
 
@@ -51,7 +59,7 @@ def test_purchase_before_click_waits_and_is_emitted_with_the_click() -> None:
                                    fbc=None).model_dump(mode="json")
     state, _ = journeys.on_cookies(state, cookies, CTX)
     state, fx = journeys.on_click(state, _click(), CTX)
-    by_name = {c.event_name: c for c in fx.conversions}
+    by_name = {c["event_name"]: _model(c) for c in fx.conversions}
     assert set(by_name) == {"PageView", "Purchase"}
     purchase = by_name["Purchase"]
     assert purchase.event_id == "purchase_pay1" and purchase.pixel_id == PIXEL
@@ -86,7 +94,7 @@ def test_a_fact_waiting_past_the_timeout_is_dropped() -> None:
     later = journeys.Context(1, "v", now_ms=1000, wait_timeout_ms=1000)
     state, fx = journeys.on_click(state, _click(), later)
     assert fx.dropped_waiting == 1
-    assert [c.event_name for c in fx.conversions] == ["PageView"]
+    assert [c["event_name"] for c in fx.conversions] == ["PageView"]
 
 
 def test_value_in_reais_is_exact() -> None:
@@ -182,8 +190,8 @@ async def test_a_tick_decides_a_fact_that_waited_past_the_timeout() -> None:
     assert sim.attributed_queue == [] and sim.handlers.pending_keys.keys() == {"5:6"}
     assert sim.handlers.due_ticks(10**15) == ["5:6"]
     sim.handlers.settings = sim.settings
-    for fact in sim.tables.bot_users["5:6"]["facts"].values():
-        fact["seen_ms"] = 0  # as if it arrived long ago
+    for fact in sim.tables.bot_users["5:6"]["f"].values():
+        fact[bot_users.SEEN] = 0  # as if it arrived long ago
     tick = Message(sim.settings.ticks_topic(), b"5:6", b"{}")
     await sim.feed([tick])
     assert sim.projection.payments["lonely"]["attribution"] == "unattributed"
@@ -231,3 +239,15 @@ async def test_transient_batch_failures_are_retried_and_bugs_exit_without_ack(mo
     with pytest.raises(SystemExit):
         await batches.handle_or_exit(buggy, [1])
     assert exits == [70]
+
+
+async def test_every_published_conversion_is_the_models_own_json() -> None:
+    sim = Simulation()
+    await sim.feed([sim.message(e) for e in EVENTS])
+    sent = [m for m in sim.sent if m.topic == sim.settings.topic("conversions")]
+    assert {orjson.loads(m.value)["event_name"] for m in sent} == {
+        "PageView", "ViewContent", "InitiateCheckout", "Purchase"}
+    for m in sent:
+        model = ConversionRequested.model_validate_json(m.value)
+        assert orjson.loads(m.value) == orjson.loads(encode(model))
+        assert m.key == model.tracking_token.encode()

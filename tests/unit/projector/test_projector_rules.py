@@ -85,8 +85,9 @@ def test_multiple_touches_credit_the_last_start_before_the_charge() -> None:
     state, _ = _add(state, "start", _start(C, T0 + timedelta(hours=3), 3))
     state, out = _add(state, "pix_generated", _pix(B, T0 + timedelta(hours=2)))
     assert [(a.token, a.kind) for a in out] == [(B, "token")]
-    _, out_v2 = _add(bot_users.new_state() | {"facts": dict(state["facts"]), "decided": {}},
-                     "paid", _paid(T0 + timedelta(hours=2, minutes=1)), rule=2)
+    undecided = {**state, "f": {k: [*f[:bot_users.VERDICT], None, f[bot_users.BODY]]
+                                for k, f in state["f"].items()}}
+    _, out_v2 = _add(undecided, "paid", _paid(T0 + timedelta(hours=2, minutes=1)), rule=2)
     assert {a.token for a in out_v2 if a.stage != "start"} == {A}
 
 
@@ -112,3 +113,43 @@ def test_waiting_for_the_funnel_token_gives_up_at_the_timeout() -> None:
     assert out == []
     state, out = bot_users.expire(state, rule=rule_for(1), now_ms=50, timeout_ms=50)
     assert [(a.token, a.kind) for a in out] == [(A, "token")]
+
+
+def _first_layout(facts: list[tuple[str, dict]], decided: dict[str, str]) -> dict:
+    """A state as the first release of the worker wrote it to the changelog."""
+    keep = ("event_id", "type", "occurred_at", "tracking_token", "bot_id", "telegram_user_id",
+            "payment_id", "product_id", "amount_cents", "currency", "payer", "paid_at")
+    return {"facts": {f["event_id"]: {"stage": stage, "seen_ms": 0,
+                                      "body": {k: f[k] for k in keep if f.get(k) is not None}}
+                      for stage, f in facts},
+            "decided": decided}
+
+
+def test_a_state_of_the_first_layout_decides_like_the_compact_one() -> None:
+    start, pix, paid = _start(A, T0), _pix(A, T0 + timedelta(minutes=1)), _paid(T0)
+    old = _first_layout([("start", start), ("pix_generated", pix)],
+                        {start["event_id"]: A, pix["event_id"]: A})
+    new, _ = _add(bot_users.new_state(), "start", start)
+    new, _ = _add(new, "pix_generated", pix)
+    assert bot_users.decisions(old) == bot_users.decisions(new)
+    assert bot_users.has_fact(old, pix["event_id"]) and bot_users.pending_count(old) == 0
+    _, from_old = _add(old, "paid", paid)
+    _, from_new = _add(new, "paid", paid)
+    assert from_old == from_new and [(a.stage, a.token) for a in from_old] == [("paid", A)]
+    # A later /start re-decides the charge: the re-emitted fact is rebuilt in full.
+    _, moved = _add(old, "start", _start(B, T0 + timedelta(seconds=30), 2))
+    pix_again = next(a for a in moved if a.stage == "pix_generated")
+    assert pix_again.token == B
+    assert {k: pix_again.fact[k] for k in ("event_id", "type", "occurred_at", "bot_id",
+                                           "telegram_user_id", "payment_id", "amount_cents")} == {
+        k: pix[k] for k in ("event_id", "type", "occurred_at", "bot_id", "telegram_user_id",
+                            "payment_id", "amount_cents")}
+
+
+def test_the_state_keeps_each_fact_once_and_without_its_envelope() -> None:
+    state, _ = _add(bot_users.new_state(), "pix_generated", _pix(A, T0))
+    state, _ = _add(state, "start", _start(A, T0 - timedelta(minutes=1)))
+    (entry,) = [f for f in state["f"].values() if f[bot_users.STAGE] == "pix_generated"]
+    assert entry[bot_users.VERDICT] == A
+    assert set(entry[bot_users.BODY]) == {"tracking_token", "payment_id", "product_id",
+                                          "amount_cents", "currency"}
