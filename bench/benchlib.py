@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import statistics
 import subprocess
 import time
 import urllib.request
@@ -159,3 +160,21 @@ def paced_wrk(url: str, rate: float, seconds: int, connections: int,
 def delay_lua(pause_ms: int | None) -> str:
     """The wrk Lua hook that pauses each connection between requests (empty for none)."""
     return f"function delay() return {pause_ms} end\n" if pause_ms else ""
+
+
+def alternate(rounds: int, base: Callable[[], dict], candidate: Callable[[], dict],
+              ) -> tuple[dict, dict]:
+    """Run baseline and candidate in turn `rounds` times; each figure's median of each.
+
+    On a shared 2-core machine the speed of the whole machine drifts between runs;
+    alternating the two and taking medians keeps a drift from landing on one side.
+    The per-round throughput ratios are printed so the spread is visible.
+    """
+    runs: list[tuple[dict, dict]] = [(base(), candidate()) for _ in range(max(1, rounds))]
+    if len(runs) > 1:
+        print("per-round ratios: " + ", ".join(f"{c['rps'] / b['rps']:.2f}" for b, c in runs))
+
+    def median(results: list[dict]) -> dict:
+        return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+    return median([b for b, _ in runs]), median([c for _, c in runs])

@@ -9,9 +9,9 @@ and a baseline endpoint that only reads and parses the JSON body. The gateway
 runs as an ingestion replica (GRIM_BOT_GATEWAY_RUN_CONSUMERS=false, the
 deployment deploy/README.md describes for webhook traffic), so the funnel's
 work on the same 2 cores does not count against ingestion; `--with-consumers`
-measures a gateway that also runs the funnel and delivery consumers. Every request carries a new update_id (wrk Lua), so the gateway does
-the whole path: secret check, Redis dedup lookup, publish with acks=all, Redis
-mark. Prints throughput, p50/p99 and ratios for a saturating run and for a
+measures a gateway that also runs the funnel and delivery consumers. Every
+request carries a new update_id (wrk Lua), so the gateway does the whole path:
+secret check, Redis dedup lookup, publish with acks=all, Redis mark. Prints throughput, p50/p99 and ratios for a saturating run and for a
 paced run of about 1,000 requests/s (connections pause between requests, the
 pause calibrated on each server so that both are offered the same rate).
 Target (issue 4): gateway >= 60% of the baseline's throughput, p99 < 25 ms at 1,000 req/s.
@@ -29,9 +29,17 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import cleanup, delay_lua, free_port, paced_wrk, report, run_wrk, wait_http
-
 import orjson
+from benchlib import (
+    alternate,
+    cleanup,
+    delay_lua,
+    free_port,
+    paced_wrk,
+    report,
+    run_wrk,
+    wait_http,
+)
 from fastapi import FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating baseline/gateway saturated runs (medians reported)")
     parser.add_argument("--paced-connections", type=int, default=40)
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="offered req/s of the paced run")
@@ -153,9 +163,12 @@ def main() -> None:
         gw_pid, base_pid = procs[0].pid, procs[1].pid
         run_wrk(gw_url, 2, 10, scripts())  # warm-up: caches and connections
         run_wrk(base_url, 2, 10, scripts())
-        report(f"saturated ({args.connections} connections, {args.duration}s)",
-               run_wrk(base_url, args.duration, args.connections, scripts(), base_pid),
-               run_wrk(gw_url, args.duration, args.connections, scripts(), gw_pid), "gateway")
+        report(f"saturated ({args.connections} connections, {args.duration}s, median of"
+               f" {args.rounds} alternating rounds)", *alternate(
+                   args.rounds,
+                   lambda: run_wrk(base_url, args.duration, args.connections, scripts(), base_pid),
+                   lambda: run_wrk(gw_url, args.duration, args.connections, scripts(), gw_pid)),
+               "gateway")
         report(f"paced (~{args.rate:,.0f} req/s offered by {args.paced_connections} connections)",
                paced_wrk(base_url, args.rate, args.duration, args.paced_connections, scripts,
                          base_pid),

@@ -130,8 +130,9 @@ async def main(args: argparse.Namespace) -> None:
             # Built per slice and dropped: kept alive, every model would sit in this process's
             # heap during the run and slow down the dispatcher's full garbage collections.
             for start in range(0, args.events, 5000):
+                stop = min(start + 5000, args.events)
                 await publisher.publish_many([conversion(pixels[i % len(pixels)], i)
-                                              for i in range(start, min(start + 5000, args.events))])
+                                              for i in range(start, stop)])
         finally:
             await producer.stop()
 

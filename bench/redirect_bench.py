@@ -25,7 +25,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchlib import cleanup, delay_lua, free_port, paced_wrk, report, run_wrk, wait_http
+from benchlib import (
+    alternate,
+    cleanup,
+    delay_lua,
+    free_port,
+    paced_wrk,
+    report,
+    run_wrk,
+    wait_http,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -39,7 +48,6 @@ def baseline_app():  # type: ignore[no-untyped-def]
 
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
-
     from grim_redirect.page import render_bridge, telegram_url
 
     app = FastAPI()
@@ -94,6 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating baseline/redirect saturated runs (medians reported)")
     parser.add_argument("--paced-connections", type=int, default=40)
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="offered req/s of the paced run")
@@ -125,10 +135,13 @@ def main() -> None:
         run_wrk(redirect_url, 2, 10, headers=ua)  # warm-up: caches and connections
         run_wrk(base_url, 2, 10, headers=ua)
         redirect_pid, base_pid = procs[0].pid, procs[1].pid
-        report(f"saturated ({args.connections} connections, {args.duration}s)",
-               run_wrk(base_url, args.duration, args.connections, pid=base_pid, headers=ua),
-               run_wrk(redirect_url, args.duration, args.connections, pid=redirect_pid,
-                       headers=ua), "redirect")
+        report(f"saturated ({args.connections} connections, {args.duration}s, median of"
+               f" {args.rounds} alternating rounds)", *alternate(
+                   args.rounds,
+                   lambda: run_wrk(base_url, args.duration, args.connections, pid=base_pid,
+                                   headers=ua),
+                   lambda: run_wrk(redirect_url, args.duration, args.connections,
+                                   pid=redirect_pid, headers=ua)), "redirect")
         def script_for(pause_ms: int | None) -> str:
             lua = workdir / f"paced-{pause_ms}.lua"
             lua.write_text(delay_lua(pause_ms))

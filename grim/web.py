@@ -104,7 +104,7 @@ def _error_code(status: int) -> str:
 
 
 @cache
-def _http_metrics(service: str) -> tuple[Counter, Histogram]:
+def http_metrics(service: str) -> tuple[Counter, Histogram]:
     requests = Counter(
         f"grim_{service}_http_requests_total",
         "HTTP requests by route, method and status",
@@ -124,7 +124,7 @@ class HttpMetricsMiddleware:
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
-        self.requests, self.latency = _http_metrics(service)
+        self.requests, self.latency = http_metrics(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

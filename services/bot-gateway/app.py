@@ -33,7 +33,7 @@ def create_app(settings: BotGatewaySettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Grim bot gateway", lifespan=lifespan)
     install_error_handlers(app)
-    # Telegram updates are nearly all the traffic: served without FastAPI's routing.
+    # Telegram updates are nearly all the traffic: served ahead of FastAPI's machinery.
     install_webhook_fast_route(app, lambda: app.state.runtime.ingest)
     install_http_metrics(app, "bot_gateway")
     app.include_router(ops_router(lambda: app.state.runtime.checks()))

@@ -68,5 +68,5 @@ def install_webhook_fast_route(app: FastAPI, ingest: Callable[[], WebhookIngest]
     async def handler(scope: Scope, receive: Receive, bot_id: str) -> Response:
         return await answer(ingest(), Request(scope, receive), int(bot_id))
 
-    install_fast_route(app, TEMPLATE, ("POST",), handler,
+    install_fast_route(app, "bot_gateway", TEMPLATE, ("POST",), handler,
                        accept=lambda p: p.isascii() and p.isdigit() and len(p) <= 19)

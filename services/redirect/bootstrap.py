@@ -55,7 +55,7 @@ async def start(settings: RedirectSettings) -> Runtime:
     spool = Spool(settings.redirect_spool_dir)
     spool.open()
     sink = ClickSink(
-        publisher=lambda: kafka.publisher,
+        publisher=lambda: kafka.clicks,
         db=lambda: db,
         outbox=Outbox(OWNER, settings.namespace),
         spool=spool,

@@ -12,6 +12,7 @@ import logging
 
 from aiokafka.errors import KafkaError
 
+from grim.coalesce import CoalescingPublisher
 from grim.kafka import EventPublisher, make_producer
 from grim.settings import GrimSettings
 
@@ -26,6 +27,8 @@ class KafkaLink:
         self.client_id = client_id
         self.retry_seconds = retry_seconds
         self.publisher: EventPublisher | None = None
+        # Clicks of concurrent visitors share record batches (see grim.coalesce).
+        self.clicks: CoalescingPublisher | None = None
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -41,6 +44,7 @@ class KafkaLink:
             await producer.stop()
             return False
         self.publisher = EventPublisher(producer, self.settings.namespace)
+        self.clicks = CoalescingPublisher(producer, self.settings.namespace)
         self.connected.set()
         KAFKA_UP.set(1)
         return True
@@ -59,5 +63,5 @@ class KafkaLink:
         self._stopping.set()
         if self.publisher is not None:
             await self.publisher.producer.stop()
-            self.publisher = None
+            self.publisher = self.clicks = None
         KAFKA_UP.set(0)

@@ -21,6 +21,7 @@ import asyncpg
 import orjson
 from aiokafka.errors import KafkaError
 
+from grim.coalesce import CoalescingPublisher
 from grim.kafka import EventPublisher
 from grim.outbox import BACKLOG, Outbox
 from grim_schemas import Event, encode
@@ -38,7 +39,7 @@ class ClickSink:
     def __init__(
         self,
         *,
-        publisher: Callable[[], EventPublisher | None],
+        publisher: Callable[[], EventPublisher | CoalescingPublisher | None],
         db: Callable[[], asyncpg.Pool | None],
         outbox: Outbox,
         spool: Spool,

@@ -19,7 +19,8 @@ def make_app(seen: list[str]) -> FastAPI:
         seen.append(param)
         return PlainTextResponse(f"fast {param}")
 
-    install_fast_route(app, "/items/{item_id}", ("GET",), fast, accept=str.isdigit)
+    install_fast_route(app, "fastroute_test", "/items/{item_id}", ("GET",), fast,
+                       accept=str.isdigit)
     install_http_metrics(app, "fastroute_test")
 
     @app.get("/items/{item_id}")

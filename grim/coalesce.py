@@ -1,0 +1,129 @@
+"""Publishing from many concurrent requests in shared record batches.
+
+A request handler that must not answer before Kafka acknowledged its event
+(a click, a Telegram update) pays aiokafka's whole per-message path: metadata
+check, partitioner, a future and a batch append per record, and the sender's
+work per produce request. Measured in the redirect, that was a third of the CPU
+per click. `CoalescingPublisher` queues the records of concurrent callers per
+partition and hands them to the producer as whole batches (`create_batch` /
+`send_batch`: the same idempotent producer, acks and retries): what arrives in
+one event-loop turn, or while the partition's previous batch waits to be sent,
+goes together. Each caller still waits for the acknowledgement of its own
+record, and a failure reaches exactly the callers whose batch failed. Partitions are
+Kafka's default for the key (grim.partition), so records land where
+`producer.send` would have put them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+
+from grim.kafka import PUBLISH_ERRORS, PUBLISHED
+from grim.partition import partition_for
+from grim_schemas import Event, encode
+from grim_schemas.topics import key_for, topic_for
+
+log = logging.getLogger(__name__)
+
+Waiter = tuple[bytes, bytes, "asyncio.Future[None]"]
+
+
+class CoalescingPublisher:
+    def __init__(self, producer: AIOKafkaProducer, namespace: str = "") -> None:
+        self.producer = producer
+        self.namespace = namespace
+        # A record this large would be refused by the producer too (max_request_size).
+        self.max_record = producer._max_request_size  # noqa: SLF001 - no public accessor
+        self._queue: dict[tuple[str, int], list[Waiter]] = defaultdict(list)
+        self._partitions: dict[str, int] = {}
+        self._active: set[tuple[str, int]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    async def publish(self, event: Event) -> None:
+        """Return once Kafka acknowledged `event` (raises KafkaError if it did not)."""
+        topic = topic_for(event, self.namespace)
+        await self.send_raw(topic, encode(event), key_for(event))
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes) -> None:
+        if len(key) + len(value) > self.max_record:
+            PUBLISH_ERRORS.labels(topic).inc()
+            raise MessageSizeTooLargeError(f"record of {len(key) + len(value)} bytes")
+        count = self._partitions.get(topic) or await self._partition_count(topic)
+        target = (topic, partition_for(key, count))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue[target].append((key, value, future))
+        if target not in self._active:
+            # One submitter per partition: it starts on the next loop turn, so the
+            # records of this turn go together, and while it waits for the partition's
+            # previous batch to drain, newer records gather for the next one.
+            self._active.add(target)
+            task = asyncio.get_running_loop().create_task(self._submitter(target))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await future
+
+    async def _partition_count(self, topic: str) -> int:
+        partitions = await self.producer.partitions_for(topic)
+        self._partitions[topic] = len(partitions)
+        return len(partitions)
+
+    async def _submitter(self, target: tuple[str, int]) -> None:
+        topic, partition = target
+        try:
+            while waiters := self._queue.pop(target, None):
+                await self._submit(topic, partition, waiters)
+        finally:
+            self._active.discard(target)
+            for _, _, future in self._queue.pop(target, []):  # only if cancelled
+                if not future.done():
+                    future.set_exception(KafkaError("publisher stopped"))
+
+    async def _submit(self, topic: str, partition: int, waiters: list[Waiter]) -> None:
+        """Hand the waiters' records to the producer; their futures settle on delivery."""
+        start = 0
+        while start < len(waiters):
+            batch = self.producer.create_batch()
+            end = start
+            while end < len(waiters) and batch.append(
+                    key=waiters[end][0], value=waiters[end][1], timestamp=None) is not None:
+                end += 1
+            if end == start:  # not even alone in a batch: refused, as send() would
+                self._settle(waiters[start:start + 1], topic,
+                             MessageSizeTooLargeError("record larger than a batch"))
+                start += 1
+                continue
+            group = waiters[start:end]
+            start = end
+            batch.close()
+            try:
+                delivery = await self.producer.send_batch(batch, topic, partition=partition)
+            except (KafkaError, OSError) as exc:
+                self._settle(group, topic, exc)
+                continue
+            delivery.add_done_callback(
+                lambda done, group=group: self._settle(group, topic, _error_of(done)))
+
+    def _settle(self, waiters: list[Waiter], topic: str, error: BaseException | None) -> None:
+        if error is None:
+            PUBLISHED.labels(topic).inc(len(waiters))
+        else:
+            PUBLISH_ERRORS.labels(topic).inc(len(waiters))
+            log.warning("batch of %d records to %s failed (%s)", len(waiters), topic, error)
+        for _, _, future in waiters:
+            if future.done():  # the caller gave up (timeout) and went elsewhere
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+def _error_of(delivery: asyncio.Future[object]) -> BaseException | None:
+    if delivery.cancelled():
+        return KafkaError("delivery cancelled")
+    return delivery.exception()
