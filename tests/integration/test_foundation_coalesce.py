@@ -1,0 +1,67 @@
+"""CoalescingPublisher on the real Kafka: shared batches, own acks, default partitions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import MessageSizeTooLargeError, UnknownTopicOrPartitionError
+from aiokafka.partitioner import DefaultPartitioner
+
+from grim.coalesce import CoalescingPublisher
+from grim.kafka import PUBLISHED, make_producer
+from tests.support import read_topic
+
+
+async def test_concurrent_publishes_land_once_each_on_their_default_partition(
+    publisher, grim_settings
+) -> None:
+    topic = f"{grim_settings.namespace}coalesce-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=grim_settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    finally:
+        await admin.close()
+    coalescing = CoalescingPublisher(publisher.producer, grim_settings.namespace)
+    run = uuid.uuid4().hex[:8]
+    records = {f"{run}-{i:04d}".encode(): f'{{"n":{i}}}'.encode() for i in range(600)}
+    before = PUBLISHED.labels(topic)._value.get()
+
+    await asyncio.gather(*(coalescing.send_raw(topic, value, key)
+                           for key, value in records.items()))
+
+    assert PUBLISHED.labels(topic)._value.get() - before == 600
+    seen = await read_topic(grim_settings.kafka_bootstrap, topic, expect=600)
+    assert sorted(r.key for r in seen) == sorted(records)  # each exactly once
+    parts = list(range(6))
+    for record in seen:
+        assert record.value == records[record.key]
+        assert record.partition == DefaultPartitioner()(record.key, parts, parts)
+
+
+async def test_a_record_too_large_fails_alone(publisher, grim_settings) -> None:
+    topic = grim_settings.topic("click")
+    coalescing = CoalescingPublisher(publisher.producer, grim_settings.namespace)
+    huge = b"x" * (coalescing.max_record + 1)
+    results = await asyncio.gather(
+        coalescing.send_raw(topic, huge, b"too-large"),
+        coalescing.send_raw(topic, b"{}", b"fine-" + uuid.uuid4().hex.encode()),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], MessageSizeTooLargeError) and results[1] is None
+
+
+async def test_a_failed_batch_fails_every_caller_in_it(grim_settings) -> None:
+    producer = make_producer(grim_settings, "tests-coalesce", request_timeout_ms=2000)
+    await producer.start()
+    try:
+        coalescing = CoalescingPublisher(producer, grim_settings.namespace)
+        topic = f"{grim_settings.namespace}no-such-topic-{uuid.uuid4().hex[:8]}"
+        coalescing._partitions[topic] = 1  # as if it existed: the batch itself must fail
+        results = await asyncio.gather(*(coalescing.send_raw(topic, b"{}", b"k%d" % i)
+                                         for i in range(3)), return_exceptions=True)
+    finally:
+        await producer.stop()
+    assert all(isinstance(r, UnknownTopicOrPartitionError) for r in results), results
