@@ -26,7 +26,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from grim.crypto import SecretDecryptionError
-from grim.kafka import EventPublisher
+from grim.coalesce import CoalescingPublisher
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class LazyProducer:
         self.factory = factory
         self.start_timeout = start_timeout
         self.producer: AIOKafkaProducer | None = None
+        # Updates of concurrent requests share record batches (see grim.coalesce).
+        self.coalescing: CoalescingPublisher | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> AIOKafkaProducer:
@@ -79,10 +81,16 @@ class LazyProducer:
                 self.producer = producer
         return self.producer
 
+    async def publisher(self, namespace: str) -> CoalescingPublisher:
+        producer = await self.get()
+        if self.coalescing is None or self.coalescing.producer is not producer:
+            self.coalescing = CoalescingPublisher(producer, namespace)
+        return self.coalescing
+
     async def stop(self) -> None:
         if self.producer is not None:
             await self.producer.stop()
-            self.producer = None
+            self.producer = self.coalescing = None
 
 
 def parse_update(body: bytes) -> dict[str, Any] | str:
@@ -149,8 +157,7 @@ class WebhookIngest:
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path.
             async with asyncio.timeout(self.publish_timeout):
-                producer = await self.producer.get()
-                await EventPublisher(producer, self.namespace).publish(event)
+                await (await self.producer.publisher(self.namespace)).publish(event)
         except (TimeoutError, KafkaError, OSError) as exc:
             log.warning("publish failed (%s); Telegram will retry", type(exc).__name__,
                         extra={"bot_id": bot_id})
