@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -43,19 +43,28 @@ class CoalescingPublisher:
         self._partitions: dict[str, int] = {}
         self._active: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._deadlines = Deadlines()
 
-    async def publish(self, event: Event) -> None:
-        """Return once Kafka acknowledged `event` (raises KafkaError if it did not)."""
+    async def publish(self, event: Event, timeout: float | None = None) -> None:
+        """Return once Kafka acknowledged `event`; KafkaError if it did not, TimeoutError
+        if that took longer than `timeout` seconds (the record may still arrive later)."""
         topic = topic_for(event, self.namespace)
-        await self.send_raw(topic, encode(event), key_for(event))
+        await self.send_raw(topic, encode(event), key_for(event), timeout)
 
-    async def send_raw(self, topic: str, value: bytes, key: bytes) -> None:
+    async def send_raw(self, topic: str, value: bytes, key: bytes,
+                       timeout: float | None = None) -> None:
         if len(key) + len(value) > self.max_record:
             PUBLISH_ERRORS.labels(topic).inc()
             raise MessageSizeTooLargeError(f"record of {len(key) + len(value)} bytes")
-        count = self._partitions.get(topic) or await self._partition_count(topic)
+        count = self._partitions.get(topic)
+        if count is None:
+            async with asyncio.timeout(timeout):
+                count = await self._partition_count(topic)
         target = (topic, partition_for(key, count))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if timeout is not None:
+            self._deadlines.add(future, loop.time() + timeout)
         self._queue[target].append((key, value, future))
         if target not in self._active:
             # One submitter per partition: it starts on the next loop turn, so the
@@ -127,3 +136,41 @@ def _error_of(delivery: asyncio.Future[object]) -> BaseException | None:
     if delivery.cancelled():
         return KafkaError("delivery cancelled")
     return delivery.exception()
+
+
+class Deadlines:
+    """Fails futures that outlive their deadline, with one timer for all of them.
+
+    `asyncio.timeout` per request schedules and cancels a timer each time, a
+    visible cost per click; callers of one publisher mostly share one timeout, so
+    deadlines arrive nearly in order and one periodic sweep serves them all
+    (resolution: `tick` seconds).
+    """
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self.tick = tick
+        self._pending: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._sweeping: asyncio.TimerHandle | None = None
+
+    def add(self, future: asyncio.Future[None], deadline: float) -> None:
+        self._pending.append((deadline, future))
+        if self._sweeping is None:
+            loop = asyncio.get_running_loop()
+            self._sweeping = loop.call_later(self.tick, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        pending, kept = self._pending, deque()
+        while pending:
+            deadline, future = pending.popleft()
+            if future.done():
+                continue
+            if deadline <= now:
+                future.set_exception(TimeoutError("no acknowledgement from Kafka in time"))
+            else:
+                kept.append((deadline, future))
+                if len(kept) > 64:  # the rest is younger: stop scanning, keep the order
+                    kept.extend(pending)
+                    pending.clear()
+        self._pending = kept
+        self._sweeping = loop.call_later(self.tick, self._sweep, loop) if kept else None

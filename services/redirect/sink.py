@@ -22,7 +22,6 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from grim.coalesce import CoalescingPublisher
-from grim.kafka import EventPublisher
 from grim.outbox import BACKLOG, Outbox
 from grim_schemas import Event, encode
 from grim_schemas.topics import key_for, topic_for
@@ -39,7 +38,7 @@ class ClickSink:
     def __init__(
         self,
         *,
-        publisher: Callable[[], EventPublisher | CoalescingPublisher | None],
+        publisher: Callable[[], CoalescingPublisher | None],
         db: Callable[[], asyncpg.Pool | None],
         outbox: Outbox,
         spool: Spool,
@@ -59,8 +58,7 @@ class ClickSink:
         publisher = self._publisher()
         if publisher is not None and time.monotonic() >= self._kafka_broken_until:
             try:
-                async with asyncio.timeout(self.publish_timeout):
-                    await publisher.publish(event)
+                await publisher.publish(event, timeout=self.publish_timeout)
                 return "kafka"
             except (TimeoutError, KafkaError) as exc:
                 log.warning("kafka publish failed (%s); click goes to the outbox", exc)

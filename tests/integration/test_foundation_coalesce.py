@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, UnknownTopicOrPartitionError
 from aiokafka.partitioner import DefaultPartitioner
@@ -65,3 +66,18 @@ async def test_a_failed_batch_fails_every_caller_in_it(grim_settings) -> None:
     finally:
         await producer.stop()
     assert all(isinstance(r, UnknownTopicOrPartitionError) for r in results), results
+
+
+async def test_a_caller_whose_ack_is_late_gets_a_timeout(grim_settings) -> None:
+    from grim.coalesce import Deadlines
+
+    deadlines = Deadlines(tick=0.01)
+    loop = asyncio.get_running_loop()
+    late, answered = loop.create_future(), loop.create_future()
+    deadlines.add(answered, loop.time() + 0.05)
+    deadlines.add(late, loop.time() + 0.05)
+    answered.set_result(None)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(late, 5)
+    assert answered.result() is None
+    assert deadlines._sweeping is None  # nothing left to watch: the timer stops
