@@ -74,7 +74,7 @@ class FailingPublisher:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def publish(self, event) -> None:
+    async def publish(self, event, timeout: float | None = None) -> None:
         from aiokafka.errors import KafkaTimeoutError
 
         self.calls += 1
