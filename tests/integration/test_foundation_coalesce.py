@@ -15,16 +15,22 @@ from grim.kafka import PUBLISHED, make_producer
 from tests.support import read_topic
 
 
-async def test_concurrent_publishes_land_once_each_on_their_default_partition(
-    publisher, grim_settings
-) -> None:
-    topic = f"{grim_settings.namespace}coalesce-{uuid.uuid4().hex[:8]}"
+@pytest.fixture
+async def topic(grim_settings) -> str:
+    """A private 6-partition topic: these records are not events, other tests read events."""
+    name = f"{grim_settings.namespace}coalesce-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=grim_settings.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+        await admin.create_topics([NewTopic(name, num_partitions=6, replication_factor=1)])
     finally:
         await admin.close()
+    return name
+
+
+async def test_concurrent_publishes_land_once_each_on_their_default_partition(
+    publisher, grim_settings, topic
+) -> None:
     coalescing = CoalescingPublisher(publisher.producer, grim_settings.namespace)
     run = uuid.uuid4().hex[:8]
     records = {f"{run}-{i:04d}".encode(): f'{{"n":{i}}}'.encode() for i in range(600)}
@@ -42,8 +48,7 @@ async def test_concurrent_publishes_land_once_each_on_their_default_partition(
         assert record.partition == DefaultPartitioner()(record.key, parts, parts)
 
 
-async def test_a_record_too_large_fails_alone(publisher, grim_settings) -> None:
-    topic = grim_settings.topic("click")
+async def test_a_record_too_large_fails_alone(publisher, grim_settings, topic) -> None:
     coalescing = CoalescingPublisher(publisher.producer, grim_settings.namespace)
     huge = b"x" * (coalescing.max_record + 1)
     results = await asyncio.gather(
