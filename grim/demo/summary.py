@@ -4,6 +4,7 @@ delivery, checked against the simulator's ground truth, and the URLs to open."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from rich.table import Table
 from grim.demo import invariants
 from grim.demo.settings import DemoSettings
 from grim.demo.simulate import GroundTruth
+
+log = logging.getLogger(__name__)
 
 
 async def projection_counts(db: asyncpg.Pool) -> dict[str, int]:
@@ -123,7 +126,15 @@ async def drain(settings: DemoSettings, db: asyncpg.Pool, truth: GroundTruth, *,
                 verdict)
 
     while True:
-        projected, ledger, verdict = await measure()
+        try:
+            projected, ledger, verdict = await measure()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            # PostgreSQL restarting (chaos runs do it): the pool reconnects; poll again.
+            if time.monotonic() - started > timeout:
+                raise
+            log.warning("projection poll failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(0.5)
+            continue
         problems = invariants.projection_diff(truth, projected)
         sent = verdict.ok if verdict else ledger.get("Purchase", 0) >= len(
             truth.purchases_expected)
@@ -174,9 +185,10 @@ def print_outcome(console: Console, truth: GroundTruth, out: Outcome) -> None:
         capi.add_row(name, str(out.ledger.get(name, 0)))
     capi.add_row("dead-lettered (see `grim dlq list`)", str(out.ledger.get("dead_letters", 0)))
     if out.graph:
+        requests = out.graph["requests"]
+        faults = sum(n for k, n in requests.items() if k.startswith("fault:"))
         capi.add_row("Graph requests / faults injected",
-                     f"{out.graph['requests'].get('total', 0)} / "
-                     f"{sum(n for k, n in out.graph['requests'].items() if k.startswith('fault:'))}")
+                     f"{requests.get('total', 0)} / {faults}")
     console.print(capi)
     v = out.verdict
     if v is not None:
