@@ -40,7 +40,7 @@ class ProjectorSettings(GrimSettings):
     # over one by one (a few thousand a second), so under load `within` usually ends a
     # batch; when traffic is light it is the latency a batch may add.
     projector_batch_size: int = Field(default=4000, ge=1)
-    projector_batch_within_s: float = Field(default=0.5, gt=0)
+    projector_batch_within_s: float = Field(default=0.25, gt=0)
 
     @property
     def is_live(self) -> bool:
