@@ -11,9 +11,10 @@ deployment deploy/README.md describes for webhook traffic), so the funnel's
 work on the same 2 cores does not count against ingestion; `--with-consumers`
 measures a gateway that also runs the funnel and delivery consumers. Every
 request carries a new update_id (wrk Lua), so the gateway does the whole path:
-secret check, Redis dedup lookup, publish with acks=all, Redis mark. Prints throughput, p50/p99 and ratios for a saturating run and for a
-paced run of about 1,000 requests/s (connections pause between requests, the
-pause calibrated on each server so that both are offered the same rate).
+secret check, Redis dedup lookup, publish with acks=all, Redis mark. Prints
+throughput, p50/p99 and ratios for a saturating run (median of alternating rounds)
+and for a paced run of about 1,000 requests/s (connections pause between
+requests, the pause calibrated on each server so both are offered the same rate).
 Target (issue 4): gateway >= 60% of the baseline's throughput, p99 < 25 ms at 1,000 req/s.
 """
 

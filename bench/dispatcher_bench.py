@@ -23,11 +23,11 @@ import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import orjson
 import uvloop
+from benchlib import cpu_seconds
 from grim_dispatcher.bootstrap import run
 from grim_dispatcher.hashing import build_user_data
 from grim_dispatcher.settings import DispatcherSettings
@@ -84,16 +84,6 @@ async def fake_ceiling(url: str, events: int, concurrency: int) -> float:
         return requests * 1000 / (time.perf_counter() - started)
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of another process, from /proc (None where there is no /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def main(args: argparse.Namespace) -> None:
     base = DispatcherSettings()
     namespace = f"bench{uuid.uuid4().hex[:6]}."
@@ -143,7 +133,7 @@ async def main(args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         # CPU of this process while the dispatcher runs (the fake Graph is another process).
         cpu_started = time.process_time()
-        fake_cpu_started = process_cpu_seconds(fake.pid)
+        fake_cpu_started = cpu_seconds(fake.pid)
         started = time.perf_counter()
         task = asyncio.create_task(run(settings, serve_http=False, stop=stop,
                                        handle_signals=False))
@@ -158,7 +148,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.05)
         finished = time.perf_counter()
         cpu = time.process_time() - cpu_started
-        fake_cpu_now = process_cpu_seconds(fake.pid)
+        fake_cpu_now = cpu_seconds(fake.pid)
         elapsed = finished - started
         steady = (args.events - first_done) / max(1e-9, finished - (first_at or started))
         stop.set()
@@ -177,10 +167,9 @@ async def main(args: argparse.Namespace) -> None:
         print(f"dispatcher CPU per event:  {cpu / args.events * 1e6:12.1f} us "
               f"(whole run, startup included; the fake Graph, Kafka and Postgres are "
               f"other processes)")
-        if fake_cpu_started is not None and fake_cpu_now is not None:
-            fake_cpu = (fake_cpu_now - fake_cpu_started) / args.events * 1e6
-            print(f"fake Graph CPU per event:  {fake_cpu:12.1f} us "
-                  f"(it shares this machine's cores with the dispatcher during the run)")
+        fake_cpu = (fake_cpu_now - fake_cpu_started) / args.events * 1e6
+        print(f"fake Graph CPU per event:  {fake_cpu:12.1f} us "
+              f"(it shares this machine's cores with the dispatcher during the run)")
         print(f"HTTP requests / 1,000 ev:  {per_1000:12.2f} "
               f"(one per event would be 1,000: ratio {per_1000 / 1000:.4f})")
         print(f"accepted unique / total:   {stats['unique_events']} / {stats['accepted_events']}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import sys
@@ -36,6 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import cpu_seconds
 from grim_projector.handlers import BOT_USER_STAGES, TOKEN_STAGES
 from grim_projector.replay import Watcher, _free_port, worker_env
 from grim_projector.settings import ProjectorSettings
@@ -99,19 +101,25 @@ def faust_floor_worker(bootstrap: str, app_id: str, expect: int, topics: list[st
                     store="memory://", web_enabled=False, autodiscover=False,
                     consumer_auto_offset_reset="earliest", stream_buffer_maxsize=8192,
                     broker_commit_every=1000, logging_config=None)
-    seen = {"n": 0, "wall": 0.0, "cpu": 0.0}
+    seen = {"n": 0, "first": 0, "wall": 0.0, "cpu": 0.0}
 
     @app.agent(app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw"), concurrency=1)
     async def count_records(stream: faust.StreamT) -> None:
         async for events in stream.take_events(batch, within=within):
             if not seen["n"]:
+                # The clock starts with the first batch, so that batch is not counted.
                 seen["wall"], seen["cpu"] = time.perf_counter(), time.process_time()
+                seen["first"] = len(events)
             seen["n"] += len(events)
             if seen["n"] >= expect:
+                measured = seen["n"] - seen["first"]
                 wall = time.perf_counter() - seen["wall"]
                 cpu = time.process_time() - seen["cpu"]
-                print(f"{seen['n'] / wall} {cpu / seen['n'] * 1e6}", flush=True)
+                if measured < 1000:  # a batch or two: no rate worth printing
+                    print("nan nan", flush=True)
+                else:
+                    print(f"{measured / wall} {cpu / measured * 1e6}", flush=True)
                 os._exit(0)  # measured: no need for Faust's orderly shutdown
 
     del count_records
@@ -158,13 +166,6 @@ async def changelog_bytes(settings: ProjectorSettings) -> tuple[int, int]:
     finally:
         await consumer.stop()
     return sum(latest.values()), len(latest)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc): the machine is shared,
-    so CPU per event is steadier than wall-clock throughput."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _batch_metrics(port: int) -> str:
@@ -230,7 +231,7 @@ async def main(funnels: int) -> None:
                 committed = await watcher.committed()
                 if first is None and any(committed.values()):
                     first = time.perf_counter()
-                    cpu_first = _cpu_seconds(proc.pid)
+                    cpu_first = cpu_seconds(proc.pid)
                 paid = await pool.fetchval(
                     "SELECT count(*) FROM projector.conversions WHERE event_name = 'Purchase'")
                 facts = await pool.fetchval("SELECT count(*) FROM projector.facts")
@@ -240,7 +241,7 @@ async def main(funnels: int) -> None:
                     break
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - (first or time.perf_counter())
-            worker_cpu = _cpu_seconds(proc.pid) - cpu_first
+            worker_cpu = cpu_seconds(proc.pid) - cpu_first
         await pool.close()
         batch_metrics = await _batch_metrics(port)
         print(batch_metrics)
@@ -256,9 +257,13 @@ async def main(funnels: int) -> None:
               f"(ratio {join_rate / raw_rate:.3f} to raw)")
         print(f"worker CPU:           {worker_cpu / len(events) * 1e6:,.0f} us per event "
               f"(ceiling {len(events) / max(worker_cpu, 1e-6):,.0f} events/s on one free core)")
-        print(f"bare Faust agent:     {floor_rate:,.0f} records/s, {floor_cpu_us:,.0f} us CPU per "
-              f"record; the join moves {hops / len(events):.2f} records per event through Faust "
-              f"= {floor_cpu_us * hops / len(events):,.0f} us per event before any work")
+        if math.isnan(floor_rate):
+            print("bare Faust agent:     not measured (too few records; use --funnels 2000+)")
+        else:
+            print(f"bare Faust agent:     {floor_rate:,.0f} records/s, {floor_cpu_us:,.0f} us CPU"
+                  f" per record; the join moves {hops / len(events):.2f} records per event"
+                  f" through Faust = {floor_cpu_us * hops / len(events):,.0f} us per event"
+                  " before any work")
         print(f"handlers alone:       {pure_rate:,.0f} events/s (no Faust/Kafka/Postgres)")
         print(f"table state: {state_bytes:,} bytes in {keys} keys = "
               f"{state_bytes / max(tokens, 1):,.0f} bytes per active token")
