@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import defaultdict, deque
 
 from aiokafka import AIOKafkaProducer
@@ -30,7 +31,8 @@ from grim_schemas.topics import key_for, topic_for
 
 log = logging.getLogger(__name__)
 
-Waiter = tuple[bytes, bytes, "asyncio.Future[None]"]
+# key, value, the caller's future, its deadline (loop time; infinite without a timeout)
+Waiter = tuple[bytes, bytes, "asyncio.Future[None]", float]
 
 
 class CoalescingPublisher:
@@ -63,9 +65,11 @@ class CoalescingPublisher:
         target = (topic, partition_for(key, count))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        deadline = math.inf
         if timeout is not None:
-            self._deadlines.add(future, loop.time() + timeout)
-        self._queue[target].append((key, value, future))
+            deadline = loop.time() + timeout
+            self._deadlines.add(future, deadline)
+        self._queue[target].append((key, value, future, deadline))
         if target not in self._active:
             # One submitter per partition: it starts on the next loop turn, so the
             # records of this turn go together, and while it waits for the partition's
@@ -85,10 +89,12 @@ class CoalescingPublisher:
         topic, partition = target
         try:
             while waiters := self._queue.pop(target, None):
-                await self._submit(topic, partition, waiters)
+                waiters = _still_waiting(waiters)
+                if waiters:
+                    await self._submit(topic, partition, waiters)
         finally:
             self._active.discard(target)
-            for _, _, future in self._queue.pop(target, []):  # only if cancelled
+            for _, _, future, _ in self._queue.pop(target, []):  # only if cancelled
                 if not future.done():
                     future.set_exception(KafkaError("publisher stopped"))
 
@@ -123,13 +129,29 @@ class CoalescingPublisher:
         else:
             PUBLISH_ERRORS.labels(topic).inc(len(waiters))
             log.warning("batch of %d records to %s failed (%s)", len(waiters), topic, error)
-        for _, _, future in waiters:
+        for _, _, future, _ in waiters:
             if future.done():  # the caller gave up (timeout) and went elsewhere
                 continue
             if error is None:
                 future.set_result(None)
             else:
                 future.set_exception(error)
+
+
+def _still_waiting(waiters: list[Waiter]) -> list[Waiter]:
+    """Drop callers that timed out: they made their record durable elsewhere (or failed
+    their request), so sending it now would only add a duplicate."""
+    now = asyncio.get_running_loop().time()
+    kept = []
+    for waiter in waiters:
+        future = waiter[2]
+        if future.done():
+            continue
+        if waiter[3] <= now:
+            future.set_exception(TimeoutError("no acknowledgement from Kafka in time"))
+            continue
+        kept.append(waiter)
+    return kept
 
 
 def _error_of(delivery: asyncio.Future[object]) -> BaseException | None:

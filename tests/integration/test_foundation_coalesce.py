@@ -86,3 +86,20 @@ async def test_a_caller_whose_ack_is_late_gets_a_timeout(grim_settings) -> None:
         await asyncio.wait_for(late, 5)
     assert answered.result() is None
     assert deadlines._sweeping is None  # nothing left to watch: the timer stops
+
+
+async def test_records_of_callers_that_timed_out_are_not_sent(grim_settings, topic) -> None:
+    producer = make_producer(grim_settings, "tests-coalesce-late")
+    await producer.start()
+    try:
+        coalescing = CoalescingPublisher(producer, grim_settings.namespace)
+        coalescing._partitions[topic] = 6
+        # Time out before the submitter's first turn: nothing may reach Kafka.
+        with pytest.raises(TimeoutError):
+            await coalescing.send_raw(topic, b"{}", b"late", timeout=-1)
+        await coalescing.send_raw(topic, b"{}", b"on-time")
+    finally:
+        await producer.stop()
+    keys = [r.key for r in await read_topic(grim_settings.kafka_bootstrap, topic, expect=2,
+                                            timeout=3)]
+    assert keys == [b"on-time"]
