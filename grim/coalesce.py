@@ -42,7 +42,6 @@ class CoalescingPublisher:
         # A record this large would be refused by the producer too (max_request_size).
         self.max_record = producer._max_request_size  # noqa: SLF001 - no public accessor
         self._queue: dict[tuple[str, int], list[Waiter]] = defaultdict(list)
-        self._partitions: dict[str, int] = {}
         self._active: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self._deadlines = Deadlines()
@@ -58,11 +57,13 @@ class CoalescingPublisher:
         if len(key) + len(value) > self.max_record:
             PUBLISH_ERRORS.labels(topic).inc()
             raise MessageSizeTooLargeError(f"record of {len(key) + len(value)} bytes")
-        count = self._partitions.get(topic)
-        if count is None:
+        # The producer's current metadata, as its own send() reads it: partitions added
+        # to a topic change where keys go for every client alike.
+        partitions = self.producer.client.cluster.partitions_for_topic(topic)
+        if not partitions:
             async with asyncio.timeout(timeout):
-                count = await self._partition_count(topic)
-        target = (topic, partition_for(key, count))
+                partitions = await self.producer.partitions_for(topic)
+        target = (topic, partition_for(key, len(partitions)))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         deadline = math.inf
@@ -79,11 +80,6 @@ class CoalescingPublisher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         await future
-
-    async def _partition_count(self, topic: str) -> int:
-        partitions = await self.producer.partitions_for(topic)
-        self._partitions[topic] = len(partitions)
-        return len(partitions)
 
     async def _submitter(self, target: tuple[str, int]) -> None:
         topic, partition = target
