@@ -99,7 +99,6 @@ def run_wrk(url: str, seconds: int, connections: int, script: str | None = None,
 async def cleanup(database: str, namespace: str) -> None:
     """Drop the benchmark's database, Redis keys and namespaced topics."""
     import asyncpg
-    from aiokafka.admin import AIOKafkaAdminClient
     from redis.asyncio import Redis
 
     from grim.settings import GrimSettings
@@ -112,7 +111,14 @@ async def cleanup(database: str, namespace: str) -> None:
     async for key in redis.scan_iter(match=f"{namespace}*", count=1000):
         await redis.delete(key)
     await redis.aclose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    await delete_topics(base.kafka_bootstrap, namespace)
+
+
+async def delete_topics(bootstrap: str, namespace: str) -> None:
+    """Delete every topic whose name starts with the benchmark's namespace."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
@@ -120,6 +126,17 @@ async def cleanup(database: str, namespace: str) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """Terminate the benchmark's servers, then kill those that do not exit in 15 s."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def report(name: str, base: dict, candidate: dict, label: str) -> None:

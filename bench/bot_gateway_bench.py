@@ -39,6 +39,7 @@ from benchlib import (
     paced_wrk,
     report,
     run_wrk,
+    stop_processes,
     wait_http,
 )
 from fastapi import FastAPI, Request, Response
@@ -178,13 +179,7 @@ def main() -> None:
         print("\ntarget: gateway/baseline req/s >= 0.60 saturated; gateway p99 < 25 ms paced"
               " at ~1,000 req/s")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
         asyncio.run(cleanup(database, namespace))
         shutil.rmtree(workdir, ignore_errors=True)
 

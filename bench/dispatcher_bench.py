@@ -27,7 +27,7 @@ from datetime import timedelta
 import httpx
 import orjson
 import uvloop
-from benchlib import cpu_seconds
+from benchlib import cpu_seconds, delete_topics
 from grim_dispatcher.bootstrap import run
 from grim_dispatcher.hashing import build_user_data
 from grim_dispatcher.settings import DispatcherSettings
@@ -180,16 +180,7 @@ async def main(args: argparse.Namespace) -> None:
                            pixels)
         await pool.execute("DELETE FROM config.pixels WHERE pixel_id = ANY($1::text[])", pixels)
         await pool.close()
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
-        await admin.start()
-        try:
-            ours = [t for t in await admin.list_topics() if t.startswith(namespace)]
-            if ours:
-                await admin.delete_topics(ours)
-        finally:
-            await admin.close()
+        await delete_topics(base.kafka_bootstrap, namespace)
 
 
 if __name__ == "__main__":

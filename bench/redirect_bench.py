@@ -33,6 +33,7 @@ from benchlib import (
     paced_wrk,
     report,
     run_wrk,
+    stop_processes,
     wait_http,
 )
 
@@ -155,13 +156,7 @@ def main() -> None:
         print("\ntarget: redirect/baseline req/s >= 0.60 saturated; redirect p99 < 25 ms paced"
               " at ~1,000 req/s")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
         asyncio.run(cleanup(database, namespace))
         shutil.rmtree(workdir, ignore_errors=True)
 
